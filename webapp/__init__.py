@@ -1,0 +1,104 @@
+"""Curate: the Flask application factory.
+
+Nothing runs at import time: ``create_app`` builds the configuration, binds the extensions,
+registers blueprints, error handlers and CLI commands, and returns the app.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+
+from webapp import config as config_module
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build a Curate app: defaults, then environment variables, then ``test_config``."""
+    app = Flask(
+        __name__,
+        instance_path=str(PROJECT_ROOT / "instance"),
+        instance_relative_config=True,
+        template_folder=str(PROJECT_ROOT / "templates"),
+    )
+    configure(app, test_config or {})
+    init_extensions(app)
+    register_blueprints(app)
+    register_hooks(app)
+    register_cli(app)
+    return app
+
+
+def configure(app: Flask, test_config: dict) -> None:
+    """Layer the configuration and make sure the instance folder exists."""
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(config_module.defaults(app.instance_path))
+    app.config.update(config_module.from_environment())
+    app.config.update(test_config)
+    app.config["SECRET_KEY"] = config_module.ensure_secret_key(app.config, app.instance_path)
+    config_module.validate(app.config)
+    if app.config["ENV"] == "production":
+        # Cookies only over HTTPS in production (Flask's own default is False).
+        app.config["SESSION_COOKIE_SECURE"] = True
+        app.config["REMEMBER_COOKIE_SECURE"] = True
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def init_extensions(app: Flask) -> None:
+    """Bind the unbound extensions to ``app``."""
+    from webapp.auth.models import User
+    from webapp.extensions import csrf, db, htmx, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        user = db.session.get(User, int(user_id))
+        return user if user is not None and user.active else None
+
+
+def register_blueprints(app: Flask) -> None:
+    """Register one blueprint per feature; local imports keep import time free of cycles."""
+    from webapp.admin import bp as admin_bp
+    from webapp.auth import bp as auth_bp
+    from webapp.main import bp as main_bp
+
+    for blueprint in (main_bp, auth_bp, admin_bp):
+        app.register_blueprint(blueprint)
+
+
+def register_hooks(app: Flask) -> None:
+    """Login enforcement, navigation, the Vary header and error pages."""
+    from webapp.auth.roles import require_login
+    from webapp.errors import register_error_handlers
+    from webapp.htmx import add_vary_header
+    from webapp.main.nav import inject_nav
+    from webapp.templating import register_template_globals
+
+    app.before_request(require_login)
+    app.after_request(add_vary_header)
+    app.context_processor(inject_nav)
+    register_error_handlers(app)
+    register_template_globals(app)
+
+
+def register_cli(app: Flask) -> None:
+    """``flask users``, ``flask demo``."""
+    from webapp.auth.cli import users_cli
+    from webapp.demo import demo_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(demo_cli)

@@ -1,0 +1,68 @@
+"""Roles and the checks that enforce them.
+
+``admin`` can do everything; ``staff`` curates and labels; ``host`` runs the tavern and pizzeria
+front desk. Every endpoint needs a login unless it is listed in ``PUBLIC_ENDPOINTS``.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import abort, redirect, request, url_for
+from flask_login import current_user
+
+from webapp.extensions import htmx
+
+ROLES = ("admin", "staff", "host")
+ROLE_DESCRIPTIONS = {
+    "admin": "everything, including users and retraining models",
+    "staff": "curating and labelling",
+    "host": "the tavern and pizzeria front desk",
+}
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "main.healthz", "static"})
+
+
+def role_allows(role: str | None, allowed: tuple[str, ...]) -> bool:
+    """True when ``role`` may use something open to ``allowed`` (admin may use anything)."""
+    return role == "admin" or role in allowed
+
+
+def require_login():
+    """``before_request`` hook: send anonymous users to the login page.
+
+    Secure by default: a new endpoint needs a login unless it is added to ``PUBLIC_ENDPOINTS``.
+    """
+    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+        return None
+    if current_user.is_authenticated:
+        return None
+    login_url = url_for("auth.login", next=request.full_path.rstrip("?"))
+    if htmx:
+        # A fragment must not be swapped with the login page: ask htmx to navigate instead.
+        return "", 401, {"HX-Redirect": login_url}
+    return redirect(login_url)
+
+
+def require_roles(*roles: str):
+    """Return a ``before_request`` hook that limits a whole blueprint to ``roles``."""
+
+    def check():
+        if not role_allows(current_user.role, roles):
+            abort(403)
+
+    return check
+
+
+def roles_required(*roles: str):
+    """Decorate a view so that only ``roles`` (and admin) may use it; others get 403."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not role_allows(current_user.role, roles):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate

@@ -1,0 +1,105 @@
+"""Configuration: embedded defaults, overridden by environment variables, then by a test dict.
+
+The defaults run on one machine with nothing installed (SQLite under ``instance/``, jobs in a
+thread). Scaling out is configuration only: ``DATABASE_URL`` for PostgreSQL, ``JOBS_BACKEND=rq``
+and ``REDIS_URL`` for Redis/RQ workers.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+#: Environment variables read at start-up, with the config key each one sets.
+ENV_KEYS = {
+    "DATABASE_URL": "SQLALCHEMY_DATABASE_URI",
+    "SECRET_KEY": "SECRET_KEY",
+    "MODEL_DIR": "MODEL_DIR",
+    "JOBS_BACKEND": "JOBS_BACKEND",
+    "REDIS_URL": "REDIS_URL",
+    "CURATE_ENV": "ENV",
+    "LOGIN_RATE_LIMIT": "LOGIN_RATE_LIMIT",
+    "RATELIMIT_STORAGE_URI": "RATELIMIT_STORAGE_URI",
+}
+
+JOBS_BACKENDS = ("thread", "rq")
+
+
+class ConfigError(RuntimeError):
+    """Raised when the app cannot start safely with the configuration it was given."""
+
+
+def defaults(instance_path: str) -> dict:
+    """Return the embedded defaults, with paths under the app's instance folder."""
+    return {
+        "ENV": "development",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{Path(instance_path) / 'curate.sqlite3'}",
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "MODEL_DIR": str(Path(instance_path) / "models"),
+        "JOBS_BACKEND": "thread",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "LOGIN_RATE_LIMIT": "10 per minute",
+        # In-memory limits are per worker process; point this at Redis to share them.
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
+        "PAGE_SIZE": 25,
+    }
+
+
+def from_environment(environ: dict | None = None) -> dict:
+    """Return the config keys set by environment variables (see ``ENV_KEYS``)."""
+    environ = os.environ if environ is None else environ
+    found = {key: environ[var] for var, key in ENV_KEYS.items() if environ.get(var)}
+    if "SQLALCHEMY_DATABASE_URI" in found:
+        found["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(found["SQLALCHEMY_DATABASE_URI"])
+    return found
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs written the common way (``postgres://``)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def ensure_secret_key(config: dict, instance_path: str) -> str:
+    """Return the secret key, refusing to start in production without one.
+
+    In development a random key is generated once and kept in ``instance/secret_key`` so that
+    sessions survive restarts and every gunicorn worker signs cookies with the same key.
+    """
+    if config.get("SECRET_KEY"):
+        return config["SECRET_KEY"]
+    if config.get("ENV") == "production":
+        raise ConfigError(
+            "SECRET_KEY is not set. In production Curate refuses to start without it: "
+            "set the SECRET_KEY environment variable to a long random string."
+        )
+    key_file = Path(instance_path) / "secret_key"
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: when two workers start together, exactly one writes the key.
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        key = secrets.token_hex(32)
+        handle.write(key)
+    return key
+
+
+def validate(config: dict) -> None:
+    """Fail at start-up, with a clear message, on settings that cannot work."""
+    if config["JOBS_BACKEND"] not in JOBS_BACKENDS:
+        raise ConfigError(
+            f"JOBS_BACKEND must be one of {', '.join(JOBS_BACKENDS)}, "
+            f"not {config['JOBS_BACKEND']!r}."
+        )

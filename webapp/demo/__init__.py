@@ -1,0 +1,41 @@
+"""``flask demo load``: demo accounts and data, safe to run again (idempotent).
+
+The demo data ships inside the project (``webapp/demo/data/``); see its README for its origin.
+"""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+from webapp.auth.service import create_user, find_user
+
+demo_cli = AppGroup("demo", help="Demo accounts and data.")
+
+DEMO_ACCOUNTS = (("admin", "admin"), ("staff", "staff"), ("host", "host"))
+
+
+def ensure_demo_accounts() -> list[tuple[str, str, str | None]]:
+    """Create the demo accounts that are missing.
+
+    Returns (username, role, password) for each; password is None for accounts that already
+    existed, because their password is never shown again.
+    """
+    results = []
+    for username, role in DEMO_ACCOUNTS:
+        if find_user(username) is not None:
+            results.append((username, role, None))
+            continue
+        user, password = create_user(username, role)
+        results.append((user.username, role, password))
+    return results
+
+
+@demo_cli.command("load")
+def load_command() -> None:
+    """Create demo accounts (passwords printed once) and load the demo data."""
+    for username, role, password in ensure_demo_accounts():
+        if password:
+            click.echo(f"  {role:<6} login: {username:<8} password: {password}  (shown once)")
+        else:
+            click.echo(f"  {role:<6} login: {username:<8} already exists; password unchanged")

@@ -1,0 +1,76 @@
+"""Error pages: 400/403/404/405/413/422/429/500, each as a whole page or an HTMX fragment.
+
+For an HTMX request the error fragment is re-targeted to the page's ``#flash`` region, so the
+message appears where the user looks, whatever element asked.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from webapp.extensions import db
+from webapp.htmx import render_page_or_block, wants_fragment
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: ("Bad request", "The request could not be understood."),
+    403: ("Not allowed", "Your account's role does not give access to this page."),
+    404: ("Not found", "There is nothing at this address. Check the link, or go back home."),
+    405: ("Method not allowed", "This address does not accept that kind of request."),
+    413: ("Too large", "The upload is larger than this server accepts."),
+    422: ("Invalid input", "Some of what was sent is not valid. Correct it and try again."),
+    429: ("Too many attempts", "Too many attempts in a short time. Wait a minute and try again."),
+    500: ("Something went wrong", "The server hit an error. Nothing was saved. Try again."),
+    503: ("Unavailable", "A service Curate needs is unavailable. Try again shortly."),
+}
+
+
+def render_error(status: int, detail: str | None = None):
+    """Render the error page (or fragment) for ``status`` with an optional specific detail."""
+    title, message = MESSAGES.get(status, (f"Error {status}", ""))
+    response = render_page_or_block(
+        "errors/error.html", "flash", status=status,
+        status_code=status, title=title, message=detail or message,
+    )
+    if wants_fragment():
+        response.headers["HX-Retarget"] = "#flash"
+        response.headers["HX-Reswap"] = "outerHTML"
+    return response
+
+
+def handle_http_error(error: HTTPException):
+    """Render any HTTP error raised by a view or by routing."""
+    status = error.code or 500
+    # A description passed to abort() is specific to the case; werkzeug's stock one is not.
+    stock = type(error).description
+    detail = error.description if error.description != stock else None
+    return render_error(status, detail)
+
+
+def handle_csrf_error(error: CSRFError):
+    """A missing or wrong CSRF token: say so plainly; nothing was changed."""
+    return render_error(
+        400,
+        "The form's security token is missing or has expired, so nothing was changed. "
+        "Reload the page and try again.",
+    )
+
+
+def handle_server_error(error: Exception):
+    """Roll back the session so a failed request leaves no half-written rows."""
+    db.session.rollback()
+    original = getattr(error, "original_exception", error)
+    log.exception("Unhandled error", exc_info=original)
+    return render_error(500)
+
+
+def register_error_handlers(app) -> None:
+    """Attach the handlers to ``app``."""
+    app.register_error_handler(CSRFError, handle_csrf_error)
+    app.register_error_handler(HTTPException, handle_http_error)
+    # Unhandled exceptions reach this handler as InternalServerError(original_exception=...).
+    app.register_error_handler(InternalServerError, handle_server_error)

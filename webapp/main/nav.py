@@ -1,0 +1,47 @@
+"""The navigation: which sections each role sees.
+
+A section appears once its blueprint is registered, so the menu grows with the app and never
+links to a page that does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, request
+from flask_login import current_user
+
+from webapp.auth.roles import role_allows
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """One entry of the navigation bar."""
+
+    endpoint: str
+    label: str
+    roles: tuple[str, ...]
+    description: str
+
+
+NAV = (
+    NavItem("main.home", "Home", ("staff", "host"), "Your start page."),
+    NavItem("pizzeria.index", "Pizzeria", ("host", "staff"), "Nights, doughs and predictions."),
+    NavItem("tavern.index", "Tavern", ("host", "staff"), "Game catalogue and suggestions."),
+    NavItem("gifts.index", "Gifts", ("staff",), "Items, labels and gift recommendations."),
+    NavItem("admin.models", "Models", (), "Retrain, compare and roll back models."),
+    NavItem("admin.users", "Users", (), "Accounts and roles."),
+)
+
+
+def nav_items_for(role: str | None) -> list[NavItem]:
+    """The sections ``role`` may open, among those registered in this app."""
+    registered = current_app.view_functions
+    return [item for item in NAV if item.endpoint in registered and role_allows(role, item.roles)]
+
+
+def inject_nav() -> dict:
+    """Context processor: the navigation for the current user and the active section."""
+    if not current_user.is_authenticated:
+        return {"nav_items": [], "active_blueprint": None}
+    return {"nav_items": nav_items_for(current_user.role), "active_blueprint": request.blueprint}
