@@ -83,6 +83,7 @@ def base_test_config(url: str, tmp_dir: Path) -> dict:
         "MODEL_DIR": str(tmp_dir / "models"),
         "JOBS_BACKEND": "thread",
         "LOGIN_RATE_LIMIT": "1000 per minute",
+        "MODEL_CHECK_SECONDS": 0.0,  # tests see a new active version on the next request
     }
 
 
@@ -99,3 +100,34 @@ def make_user(username: str, role: str):
 
     user, _ = create_user(username, role, TEST_PASSWORD)
     return user
+
+
+def add_nights(rows) -> None:
+    """Insert pizzeria nights given as (date, reservations, doughs) (inside an app context)."""
+    from webapp.extensions import db
+    from webapp.pizzeria.models import Night
+
+    db.session.add_all(Night(date=d, reservations=r, doughs=p) for d, r, p in rows)
+    db.session.commit()
+
+
+def demo_year_nights():
+    """The demo's week + generated year, as (date, reservations, doughs)."""
+    from webapp.demo.pizzeria import demo_nights
+
+    return demo_nights()
+
+
+def wait_for_job(job_id: str, timeout: float = 30.0):
+    """Poll the job table until the job is done (inside an app context); return the job."""
+    import time
+
+    from webapp import jobs
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = jobs.get_job(job_id)
+        if job.done:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish within {timeout} s")

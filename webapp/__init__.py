@@ -63,6 +63,8 @@ def init_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
+    with app.app_context():
+        tune_sqlite(db.engine)
 
     @login_manager.user_loader
     def load_user(user_id: str):
@@ -70,13 +72,30 @@ def init_extensions(app: Flask) -> None:
         return user if user is not None and user.active else None
 
 
+def tune_sqlite(engine) -> None:
+    """WAL and a busy timeout let web workers read while a job thread writes (SQLite only)."""
+    from sqlalchemy import event
+
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
 def register_blueprints(app: Flask) -> None:
     """Register one blueprint per feature; local imports keep import time free of cycles."""
     from webapp.admin import bp as admin_bp
     from webapp.auth import bp as auth_bp
     from webapp.main import bp as main_bp
+    from webapp.pizzeria import bp as pizzeria_bp
 
-    for blueprint in (main_bp, auth_bp, admin_bp):
+    for blueprint in (main_bp, auth_bp, admin_bp, pizzeria_bp):
         app.register_blueprint(blueprint)
 
 
@@ -85,20 +104,27 @@ def register_hooks(app: Flask) -> None:
     from webapp.auth.roles import require_login
     from webapp.errors import register_error_handlers
     from webapp.htmx import add_vary_header
-    from webapp.main.nav import inject_nav
+    from webapp.main.nav import inject_model_badge, inject_nav
     from webapp.templating import register_template_globals
 
     app.before_request(require_login)
     app.after_request(add_vary_header)
     app.context_processor(inject_nav)
+    app.context_processor(inject_model_badge)
     register_error_handlers(app)
     register_template_globals(app)
 
 
 def register_cli(app: Flask) -> None:
-    """``flask users``, ``flask demo``."""
+    """``flask users``, ``flask demo``, ``flask models``, ``flask jobs``; model kinds and tasks."""
     from webapp.auth.cli import users_cli
     from webapp.demo import demo_cli
+    from webapp.jobs.runner import register_task
+    from webapp.jobs.worker import jobs_cli
+    from webapp.ml_bridge import register_kinds, retrain_task
+    from webapp.ml_bridge.cli import models_cli
 
-    app.cli.add_command(users_cli)
-    app.cli.add_command(demo_cli)
+    register_kinds()
+    register_task("retrain", retrain_task)
+    for group in (users_cli, demo_cli, models_cli, jobs_cli):
+        app.cli.add_command(group)

@@ -21,7 +21,13 @@ ENV_KEYS = {
     "CURATE_ENV": "ENV",
     "LOGIN_RATE_LIMIT": "LOGIN_RATE_LIMIT",
     "RATELIMIT_STORAGE_URI": "RATELIMIT_STORAGE_URI",
+    "PROMOTION_MARGIN": "PROMOTION_MARGIN",
+    "RQ_QUEUE": "RQ_QUEUE",
+    "JOB_STALE_SECONDS": "JOB_STALE_SECONDS",
 }
+
+#: Settings read from the environment as numbers.
+FLOAT_KEYS = frozenset({"PROMOTION_MARGIN", "JOB_STALE_SECONDS"})
 
 JOBS_BACKENDS = ("thread", "rq")
 
@@ -50,6 +56,15 @@ def defaults(instance_path: str) -> dict:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
         "PAGE_SIZE": 25,
+        "RQ_QUEUE": "curate",
+        "JOB_HEARTBEAT_SECONDS": 5.0,
+        # An unfinished job with no heartbeat for this long belongs to a dead worker.
+        "JOB_STALE_SECONDS": 60.0,
+        "JOB_TIMEOUT_SECONDS": 1800,
+        # A candidate is promoted when its hold-out error is at most (1 + margin) x the active's.
+        "PROMOTION_MARGIN": 0.05,
+        # How often each worker asks the database which model version is active.
+        "MODEL_CHECK_SECONDS": 1.0,
     }
 
 
@@ -57,6 +72,11 @@ def from_environment(environ: dict | None = None) -> dict:
     """Return the config keys set by environment variables (see ``ENV_KEYS``)."""
     environ = os.environ if environ is None else environ
     found = {key: environ[var] for var, key in ENV_KEYS.items() if environ.get(var)}
+    for key in FLOAT_KEYS & found.keys():
+        try:
+            found[key] = float(found[key])
+        except ValueError as error:
+            raise ConfigError(f"{key} must be a number, not {found[key]!r}.") from error
     if "SQLALCHEMY_DATABASE_URI" in found:
         found["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(found["SQLALCHEMY_DATABASE_URI"])
     return found

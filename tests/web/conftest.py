@@ -42,6 +42,9 @@ def app(app_config):
     """A Curate app on the session database, emptied after the test."""
     app = create_app(app_config)
     yield app
+    backend = app.extensions.get("curate_jobs", {}).get("backend")
+    if backend is not None:
+        backend.shutdown()  # let a running job finish before the tables are emptied
     with app.app_context():
         db.session.remove()
         clear_tables(db)

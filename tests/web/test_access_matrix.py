@@ -21,10 +21,17 @@ ACCESS = {
     "admin.users": ("admin",),
     "admin.users_create": ("admin",),
     "admin.users_toggle_active": ("admin",),
+    "admin.models": ("admin",),
+    "admin.model_card": ("admin",),
+    "admin.retrain": ("admin",),
+    "admin.activate": ("admin",),
+    "admin.rollback": ("admin",),
+    "pizzeria.index": ("host", "staff"),
+    "pizzeria.predict": ("host", "staff"),
 }
 
 # Values for URL arguments, so every rule can be requested.
-SAMPLE_ARGS = {"user_id": 999999, "filename": "app.css"}
+SAMPLE_ARGS = {"user_id": 999999, "filename": "app.css", "kind": "dough", "version": "v-none"}
 
 
 def all_rules(app):

@@ -34,8 +34,12 @@ def ensure_demo_accounts() -> list[tuple[str, str, str | None]]:
 @demo_cli.command("load")
 def load_command() -> None:
     """Create demo accounts (passwords printed once) and load the demo data."""
+    from webapp.demo.pizzeria import load_demo_nights
+
     for username, role, password in ensure_demo_accounts():
         if password:
             click.echo(f"  {role:<6} login: {username:<8} password: {password}  (shown once)")
         else:
             click.echo(f"  {role:<6} login: {username:<8} already exists; password unchanged")
+    added = load_demo_nights()
+    click.echo(f"Pizzeria: {added} nights added (the reference week and a generated 2023).")

@@ -6,6 +6,7 @@ links to a page that does not exist.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from flask import current_app, request
@@ -45,3 +46,12 @@ def inject_nav() -> dict:
     if not current_user.is_authenticated:
         return {"nav_items": [], "active_blueprint": None}
     return {"nav_items": nav_items_for(current_user.role), "active_blueprint": request.blueprint}
+
+
+def inject_model_badge() -> dict:
+    """Context processor: the model versions this worker process serves, for the header."""
+    if not current_user.is_authenticated:
+        return {"served_models": {}, "worker_pid": None}
+    from webapp.ml_bridge import served_versions  # local: keeps nav importable without ml
+
+    return {"served_models": served_versions(), "worker_pid": os.getpid()}

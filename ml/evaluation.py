@@ -1,0 +1,133 @@
+"""Splits, metrics and the promotion gate shared by every model kind."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+
+MIN_SPLIT_ROWS = 4
+"""Fewest rows :func:`chronological_split` accepts: fewer leave no meaningful hold-out."""
+
+
+def chronological_split(n_rows: int, holdout: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """Split row positions into an earlier training part and a later hold-out part.
+
+    Rows must already be in time order. Testing on the most recent rows measures what matters
+    in production, predicting tomorrow from the past, and never lets the future leak into
+    training the way a shuffled split would.
+
+    Parameters
+    ----------
+    n_rows : int
+        Number of rows, in chronological order.
+    holdout : float, default 0.2
+        Fraction of rows, taken from the end, to hold out. The count is rounded to the nearest
+        whole row and kept between 1 and ``n_rows - 1``, so both parts are never empty.
+
+    Returns
+    -------
+    train_idx, test_idx : tuple of numpy.ndarray
+        Integer positions of the training rows and of the hold-out rows.
+
+    Raises
+    ------
+    ValueError
+        If ``n_rows`` is below :data:`MIN_SPLIT_ROWS` or ``holdout`` is not in (0, 1).
+    """
+    if not 0.0 < holdout < 1.0:
+        raise ValueError(f"holdout must be between 0 and 1 (exclusive), got {holdout!r}")
+    if n_rows < MIN_SPLIT_ROWS:
+        raise ValueError(
+            f"need at least {MIN_SPLIT_ROWS} rows to split into training and hold-out, got {n_rows}"
+        )
+    n_test = min(max(1, round(n_rows * holdout)), n_rows - 1)
+    positions = np.arange(n_rows)
+    return positions[: n_rows - n_test], positions[n_rows - n_test :]
+
+
+def regression_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
+    """Score regression predictions against the truth.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+        Observed values.
+    y_pred : array-like of shape (n,)
+        Predicted values.
+
+    Returns
+    -------
+    dict
+        ``"mae"``, ``"rmse"`` and ``"r2"`` as plain floats. ``"r2"`` is NaN when there is only
+        one row, because R² is undefined there (scikit-learn would warn and return NaN).
+
+    Raises
+    ------
+    ValueError
+        If the inputs are empty or differ in length.
+    """
+    truth = np.asarray(y_true, dtype=float).ravel()
+    pred = np.asarray(y_pred, dtype=float).ravel()
+    if truth.size == 0 or truth.shape != pred.shape:
+        raise ValueError(
+            f"need equally long, non-empty y_true and y_pred, got {truth.size} and {pred.size}"
+        )
+    r2 = float(r2_score(truth, pred)) if truth.size >= 2 else math.nan
+    return {
+        "mae": float(mean_absolute_error(truth, pred)),
+        "rmse": float(root_mean_squared_error(truth, pred)),
+        "r2": r2,
+    }
+
+
+def passes_gate(
+    candidate: float,
+    champion: float | None,
+    margin: float,
+    lower_is_better: bool = True,
+) -> bool:
+    """Decide whether a retrained candidate may replace the champion automatically.
+
+    The margin is relative to the champion's score, so one setting suits metrics of any scale.
+    For a lower-is-better metric (MAE, RMSE) the candidate passes when
+    ``candidate <= champion + margin * |champion|``; with ``margin=0.05`` and a positive
+    champion that is ``candidate <= champion * 1.05``. For a higher-is-better metric (R²,
+    hit-rate) it passes when ``candidate >= champion - margin * |champion|``. Using ``|champion|``
+    keeps the margin a tolerance even when scores can be negative, as R² can.
+
+    Parameters
+    ----------
+    candidate : float
+        Hold-out score of the new model.
+    champion : float or None
+        Hold-out score of the active model, or None when there is no active model.
+    margin : float
+        Allowed relative slack, at least 0 (0.05 means 5 %).
+    lower_is_better : bool, default True
+        Direction of the metric.
+
+    Returns
+    -------
+    bool
+        False whenever the candidate's score is NaN, since an unmeasured model must never be
+        promoted unattended. Otherwise True when there is no usable champion score (None or
+        NaN), or when the candidate is within the margin.
+
+    Raises
+    ------
+    ValueError
+        If ``margin`` is negative or NaN.
+    """
+    if not margin >= 0.0:
+        raise ValueError(f"margin must be 0 or more, got {margin!r}")
+    if math.isnan(candidate):
+        return False
+    if champion is None or math.isnan(champion):
+        return True
+    slack = margin * abs(champion)
+    if lower_is_better:
+        return candidate <= champion + slack
+    return candidate >= champion - slack

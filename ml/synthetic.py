@@ -1,0 +1,115 @@
+"""Seeded ports of the reference pizzeria "year" generators.
+
+The reference app (``Pizzeria.Migrations.Seeds.logarithmic/0`` and ``linear/0`` in
+aforward-oss/empex_recommend) makes a fresh, unseeded year of nights each time it runs. These
+ports keep its arithmetic and its order of random draws but take a seed, so tests and benchmarks
+are repeatable. They cannot reproduce Erlang's ``:rand`` stream itself; a given seed gives the
+same year on every run of this code, not the year any Elixir run produced.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import random
+from collections.abc import Callable
+
+from ml.dough import Night
+
+MONTH_LENGTHS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+"""The reference's fixed month lengths: February has 28 days even in a leap year."""
+
+MAX_RESERVATIONS = 59
+"""Largest nightly reservation count the generators draw (``:rand.uniform(60) - 1``)."""
+
+
+def round_half_away(x: float) -> int:
+    """Round to the nearest integer, halves away from zero, like Erlang's ``round/1``.
+
+    Python's :func:`round` sends halves to the even neighbour instead (``round(2.5) == 2``).
+
+    Parameters
+    ----------
+    x : float
+        A finite number.
+
+    Returns
+    -------
+    int
+    """
+    magnitude = abs(x)
+    whole = math.floor(magnitude)
+    # magnitude - whole is exact in binary floating point, unlike magnitude + 0.5, which can
+    # round 0.49999999999999994 up to 1.
+    if magnitude - whole >= 0.5:
+        whole += 1
+    return int(math.copysign(whole, x)) if whole else 0
+
+
+def generate_year(seed: int, year: int = 2023) -> list[Night]:
+    """Generate a year of nights whose doughs grow with the logarithm of reservations.
+
+    For each night, reservations are drawn uniformly from 0..59. When there are any,
+    ``doughs = round(w * log2(reservations) + b)`` with ``w`` uniform in [9.5, 9.6) and ``b``
+    uniform in [14, 16), both drawn afresh for the night.
+
+    Parameters
+    ----------
+    seed : int
+        Seed for :class:`random.Random`; the same seed gives the same year.
+    year : int, default 2023
+        Calendar year of the dates.
+
+    Returns
+    -------
+    list of Night
+        365 nights in date order. ``doughs`` is None on nights with no reservations, because
+        the reference records no pizzas for them.
+    """
+    rng = random.Random(seed)
+
+    def doughs(reservations: int) -> int:
+        weight = 10 + (rng.random() * 0.1 - 0.5)
+        bias = 15 + (rng.random() * 2.0 - 1.0)
+        return round_half_away(weight * math.log2(reservations) + bias)
+
+    return _year(rng, year, doughs)
+
+
+def generate_linear_year(seed: int, year: int = 2023) -> list[Night]:
+    """Generate a year of nights whose doughs grow linearly with reservations.
+
+    As :func:`generate_year`, but ``doughs = round(w * reservations + b)`` with ``w`` uniform in
+    [1.7, 2.3) and ``b`` uniform in [4.6, 5.4).
+
+    Parameters
+    ----------
+    seed : int
+        Seed for :class:`random.Random`.
+    year : int, default 2023
+        Calendar year of the dates.
+
+    Returns
+    -------
+    list of Night
+        365 nights in date order; ``doughs`` is None on nights with no reservations.
+    """
+    rng = random.Random(seed)
+
+    def doughs(reservations: int) -> int:
+        weight = 2 + (rng.random() * 0.6 - 0.3)
+        bias = 5 + (rng.random() * 0.8 - 0.4)
+        return round_half_away(weight * reservations + bias)
+
+    return _year(rng, year, doughs)
+
+
+def _year(rng: random.Random, year: int, doughs: Callable[[int], int]) -> list[Night]:
+    """Walk the reference calendar, drawing reservations and then, if any, doughs per night."""
+    nights = []
+    for month, length in enumerate(MONTH_LENGTHS, start=1):
+        for day in range(1, length + 1):
+            reservations = rng.randrange(MAX_RESERVATIONS + 1)
+            night_doughs = doughs(reservations) if reservations > 0 else None
+            nights.append(Night(datetime.date(year, month, day), reservations, night_doughs))
+    return nights

@@ -1,0 +1,57 @@
+"""The RQ side: the function workers run, and ``flask jobs worker``.
+
+A task builds its own app context from the worker's app, so it runs exactly as in the thread
+backend (``run_job``). RQ forks a work-horse per job: a crash in training cannot take the worker
+down, and a killed horse leaves a job whose heartbeat stops, which the reaper marks failed.
+"""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+
+from webapp.extensions import db
+from webapp.jobs.runner import reap_stale_jobs, run_job
+
+jobs_cli = AppGroup("jobs", help="Background jobs.")
+
+_worker_app = {}  # the app of this worker process, set once by `flask jobs worker`
+
+
+def perform(job_id: str) -> None:
+    """RQ entry point: run ``job_id`` inside the worker's app context."""
+    app = _worker_app.get("app")
+    if app is None:  # a worker started with plain `rq worker`: build the app from the env
+        from webapp import create_app
+
+        app = _worker_app.setdefault("app", create_app())
+    with app.app_context():
+        try:
+            run_job(app, job_id)
+        finally:
+            db.session.remove()
+
+
+@jobs_cli.command("worker")
+@click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
+@with_appcontext
+def worker_command(burst: bool) -> None:
+    """Run an RQ worker for Curate's queue (JOBS_BACKEND=rq)."""
+    from redis import Redis
+    from rq import Queue, Worker
+
+    app = current_app._get_current_object()
+    if app.config["JOBS_BACKEND"] != "rq":
+        raise click.ClickException(
+            "JOBS_BACKEND is 'thread': jobs run inside the web process and need no worker. "
+            "Set JOBS_BACKEND=rq and REDIS_URL to use separate workers."
+        )
+    _worker_app["app"] = app
+    reaped = reap_stale_jobs(app.config["JOB_STALE_SECONDS"])
+    if reaped:
+        click.echo(f"Marked {reaped} stale job(s) failed.")
+    connection = Redis.from_url(app.config["REDIS_URL"])
+    queue = Queue(app.config["RQ_QUEUE"], connection=connection)
+    click.echo(f"Worker listening on {app.config['REDIS_URL']} queue {queue.name!r}")
+    Worker([queue], connection=connection).work(burst=burst, with_scheduler=False)

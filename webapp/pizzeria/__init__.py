@@ -1,0 +1,10 @@
+"""The pizzeria (``pizzeria`` blueprint): nights, reservations, doughs and live predictions."""
+
+from flask import Blueprint
+
+from webapp.auth.roles import require_roles
+
+bp = Blueprint("pizzeria", __name__, url_prefix="/pizzeria")
+bp.before_request(require_roles("host", "staff"))
+
+from webapp.pizzeria import views  # noqa: E402,F401  (routes attach themselves to bp)
