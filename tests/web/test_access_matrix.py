@@ -53,6 +53,11 @@ def test_every_endpoint_is_in_the_matrix(app):
     assert not missing, f"Add these endpoints to ACCESS with their roles: {sorted(missing)}"
 
 
+def test_the_matrix_lists_no_endpoint_that_does_not_exist(app):
+    stale = set(ACCESS) - {rule.endpoint for rule, _ in all_rules(app)}
+    assert not stale, f"These endpoints are in ACCESS but not served: {sorted(stale)}"
+
+
 def test_anonymous_users_reach_only_public_endpoints(app, client):
     for rule, method in all_rules(app):
         response = client.open(url_for_rule(app, rule), method=method)

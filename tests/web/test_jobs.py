@@ -151,3 +151,15 @@ def test_rq_backend_with_redis_down_says_so_and_marks_the_job_failed(app_config,
         db.session.remove()
         clear_tables(db)  # this app is not the `app` fixture, which would clean up itself
         db.engine.dispose()
+
+
+def test_reap_command_marks_stale_jobs_failed(app, runner):
+    with app.app_context():
+        long_ago = utcnow() - timedelta(minutes=5)
+        db.session.add(Job(id="gone" * 8, kind="retrain", status="running",
+                           created_at=long_ago, heartbeat_at=long_ago))
+        db.session.commit()
+    result = runner.invoke(args=["jobs", "reap"])
+    assert result.exit_code == 0 and "Marked 1 stale job(s) failed." in result.output
+    with app.app_context():
+        assert jobs.get_job("gone" * 8).status == "failed"

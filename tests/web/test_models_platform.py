@@ -24,7 +24,7 @@ def train(app, **params):
     """Run a retrain job to the end through the real job machinery; return the job."""
     with app.app_context():
         job, _ = jobs.enqueue("retrain", {"kind": "dough", "trained_by": "tester", **params},
-                              dedupe_key="retrain:dough")
+                              dedupe_key="retrain:dough", subject="dough")
         return wait_for_job(job.id)
 
 

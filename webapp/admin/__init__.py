@@ -7,4 +7,4 @@ from webapp.auth.roles import require_roles
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(require_roles("admin"))
 
-from webapp.admin import users  # noqa: E402,F401  (routes attach themselves to bp)
+from webapp.admin import models, users  # noqa: E402,F401  (routes attach themselves to bp)

@@ -28,9 +28,8 @@ def card_context(kind: str, form=None, notice: str | None = None) -> dict:
         "versions": registry.versions(kind),
         "activations": registry.activations(kind),
         "can_rollback": registry.previous_version(kind) is not None,
-        "job": jobs.latest_job(RETRAIN, kind=kind),
-        "failures": [job for job in jobs.runner.recent_failures((RETRAIN,))
-                     if (job.params or {}).get("kind") == kind][:3],
+        "job": jobs.latest_job(RETRAIN, kind),
+        "failures": jobs.recent_failures(RETRAIN, kind),
         "form": form or (spec.param_form(formdata=None) if spec.param_form else None),
         "notice": notice,
     }
@@ -78,7 +77,7 @@ def retrain(kind: str):
     try:
         job, created = jobs.enqueue(RETRAIN, {"kind": kind, "trained_by": current_user.username,
                                               **params}, dedupe_key=dedupe_key(kind),
-                                    created_by=current_user.username)
+                                    created_by=current_user.username, subject=kind)
     except jobs.QueueUnavailable as error:
         return render_card(kind, status=503, notice=str(error))
     notice = None if created else "A retrain is already running; showing it."

@@ -90,7 +90,7 @@ def backend():
 
 
 def enqueue(kind: str, params: dict, dedupe_key: str | None = None,
-            created_by: str | None = None) -> tuple[Job, bool]:
+            created_by: str | None = None, subject: str | None = None) -> tuple[Job, bool]:
     """Start a job, or return the unfinished one with the same ``dedupe_key``.
 
     Returns ``(job, created)``. Raises QueueUnavailable (and marks the job failed) when the
@@ -98,7 +98,8 @@ def enqueue(kind: str, params: dict, dedupe_key: str | None = None,
     """
     reap_stale_jobs(current_app.config["JOB_STALE_SECONDS"])
     for _ in range(3):  # the running twin may finish between our insert and our lookup
-        job = Job(kind=kind, params=params, dedupe_key=dedupe_key, created_by=created_by)
+        job = Job(kind=kind, subject=subject, params=params, dedupe_key=dedupe_key,
+                  created_by=created_by)
         db.session.add(job)
         try:
             db.session.commit()
@@ -132,16 +133,21 @@ def running_job(dedupe_key: str) -> Job | None:
     return db.session.scalar(select(Job).where(Job.dedupe_key == dedupe_key))
 
 
-def latest_job(kind: str, **param_filter) -> Job | None:
-    """The newest job of ``kind`` whose params contain ``param_filter``."""
-    query = select(Job).where(Job.kind == kind).order_by(Job.created_at.desc()).limit(20)
-    for job in db.session.scalars(query):
-        if all((job.params or {}).get(key) == value for key, value in param_filter.items()):
-            return job
-    return None
+def latest_job(kind: str, subject: str) -> Job | None:
+    """The newest job of ``kind`` about ``subject`` (e.g. the latest retrain of "dough")."""
+    query = (select(Job).where(Job.kind == kind, Job.subject == subject)
+             .order_by(Job.created_at.desc(), Job.id).limit(1))
+    return db.session.scalar(query)
+
+
+def recent_failures(kind: str, subject: str, limit: int = 3) -> list[Job]:
+    """The newest failed jobs of ``kind`` about ``subject``."""
+    query = (select(Job).where(Job.kind == kind, Job.subject == subject, Job.status == "failed")
+             .order_by(Job.created_at.desc()).limit(limit))
+    return list(db.session.scalars(query))
 
 
 __all__ = [
     "Job", "QueueUnavailable", "backend", "enqueue", "get_job", "latest_job",
-    "reap_stale_jobs", "run_job", "running_job",
+    "reap_stale_jobs", "recent_failures", "run_job", "running_job",
 ]

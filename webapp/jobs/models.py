@@ -26,6 +26,8 @@ class Job(db.Model):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_job_id)
     kind: Mapped[str] = mapped_column(String(32))
+    #: What the job works on, e.g. the model kind for a retrain; lets pages find "their" job.
+    subject: Mapped[str | None] = mapped_column(String(64), index=True)
     params: Mapped[dict] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     progress: Mapped[int] = mapped_column(default=0)

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from webapp.auth.models import utcnow
 from webapp.extensions import db
@@ -108,17 +108,3 @@ def reap_stale_jobs(stale_after_seconds: float) -> int:
                 error=f"No heartbeat for over {int(stale_after_seconds)} s: the worker running "
                       "this job stopped (restarted or killed). Start it again.")
     return len(ids)
-
-
-def recent_failures(kinds: tuple[str, ...], limit: int = 5) -> list[Job]:
-    """The latest failed jobs of ``kinds``, newest first."""
-    query = (
-        select(Job).where(Job.kind.in_(kinds), Job.status == "failed")
-        .order_by(Job.created_at.desc()).limit(limit)
-    )
-    return list(db.session.scalars(query))
-
-
-def unfinished_filter():
-    """SQL filter for jobs still queued or running."""
-    return or_(Job.status == "queued", Job.status == "running")

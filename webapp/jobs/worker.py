@@ -33,6 +33,14 @@ def perform(job_id: str) -> None:
             db.session.remove()
 
 
+@jobs_cli.command("reap")
+@with_appcontext
+def reap_command() -> None:
+    """Mark failed the jobs whose worker died (no heartbeat for JOB_STALE_SECONDS)."""
+    reaped = reap_stale_jobs(current_app.config["JOB_STALE_SECONDS"])
+    click.echo(f"Marked {reaped} stale job(s) failed.")
+
+
 @jobs_cli.command("worker")
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
 @with_appcontext

@@ -50,7 +50,8 @@ def train_command(kind: str, params: tuple[str, ...], wait: bool) -> None:
     options = dict(_split(param) for param in params)
     try:
         job, created = jobs.enqueue(RETRAIN, {"kind": kind, "trained_by": "cli", **options},
-                                    dedupe_key=f"{RETRAIN}:{kind}", created_by="cli")
+                                    dedupe_key=f"{RETRAIN}:{kind}", created_by="cli",
+                                    subject=kind)
     except jobs.QueueUnavailable as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"{'Started' if created else 'Already running'}: job {job.id}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import request
 
-from webapp.htmx import render_page_or_block
+from webapp.htmx import render_page_or_block, wants_fragment
 from webapp.ml_bridge import ModelUnavailable
 from webapp.ml_bridge import dough as dough_bridge
 from webapp.pizzeria import bp
@@ -24,11 +24,16 @@ def prediction_context(form: PredictForm) -> dict:
         return {"prediction": None, "unavailable": str(error)}
 
 
+def page_counts() -> dict | None:
+    """Night counts for the whole page; a live-preview fragment skips the query."""
+    return None if wants_fragment() else night_counts()
+
+
 @bp.route("/")
 def index():
     """Tonight: type the reservations, see the doughs to prepare."""
     form = PredictForm(request.args)
-    return render_page_or_block(TEMPLATE, "prediction", form=form, counts=night_counts(),
+    return render_page_or_block(TEMPLATE, "prediction", form=form, counts=page_counts(),
                                 **prediction_context(form))
 
 
@@ -39,7 +44,7 @@ def predict():
     context = prediction_context(form)
     status = 422 if form.errors else 200
     response = render_page_or_block(TEMPLATE, "prediction", status=status, form=form,
-                                    counts=night_counts(), **context)
+                                    counts=page_counts(), **context)
     if context["prediction"] is not None:
         response.headers["X-Model-Version"] = context["prediction"].version
     return response

@@ -1,8 +1,8 @@
 """model registry, jobs, pizzeria nights
 
-Revision ID: bfddd155ab33
+Revision ID: df1419053ca9
 Revises: 0c7287b29681
-Create Date: 2026-11-27 10:53:49.629429
+Create Date: 2026-11-27 10:58:10.885591
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'bfddd155ab33'
+revision = 'df1419053ca9'
 down_revision = '0c7287b29681'
 branch_labels = None
 depends_on = None
@@ -21,6 +21,7 @@ def upgrade():
     op.create_table('job',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('subject', sa.String(length=64), nullable=True),
     sa.Column('params', sa.JSON(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('progress', sa.Integer(), nullable=False),
@@ -38,6 +39,7 @@ def upgrade():
     )
     with op.batch_alter_table('job', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_job_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_job_subject'), ['subject'], unique=False)
 
     op.create_table('model_version',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -98,6 +100,7 @@ def downgrade():
 
     op.drop_table('model_version')
     with op.batch_alter_table('job', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_job_subject'))
         batch_op.drop_index(batch_op.f('ix_job_status'))
 
     op.drop_table('job')
