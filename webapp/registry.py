@@ -8,20 +8,30 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, select
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.auth.models import utcnow
 from webapp.extensions import db
 
 STATUSES = ("candidate", "active", "retired", "failed")
+ACTIVATION_ATTEMPTS = 3
+
+#: The database itself allows one active version per kind (a partial unique index), so two
+#: concurrent activations can never both win, on SQLite or PostgreSQL.
+ONLY_ONE_ACTIVE = text("status = 'active'")
 
 
 class ModelVersion(db.Model):
     """One published artefact of a model kind, with its hold-out metrics."""
 
     __tablename__ = "model_version"
-    __table_args__ = (UniqueConstraint("kind", "version", name="uq_model_version_kind_version"),)
+    __table_args__ = (
+        UniqueConstraint("kind", "version", name="uq_model_version_kind_version"),
+        Index("uq_model_version_one_active", "kind", unique=True,
+              sqlite_where=ONLY_ONE_ACTIVE, postgresql_where=ONLY_ONE_ACTIVE),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
@@ -125,14 +135,25 @@ def add_candidate(kind: str, meta, path: str, trained_by: str | None) -> ModelVe
 def activate(kind: str, version: str, by: str | None, reason: str) -> ModelVersion:
     """Make ``version`` the active one and retire the previous, in one transaction.
 
-    Workers see the change the next time they poll (about once a second) and swap to it.
+    Workers see the change the next time they poll (about once a second) and swap to it. When
+    another activation of the same kind commits first, the database refuses a second active
+    row; we then retry against the new state, so the later activation wins cleanly.
     """
+    for _ in range(ACTIVATION_ATTEMPTS):
+        try:
+            return _activate_once(kind, version, by, reason)
+        except IntegrityError:
+            db.session.rollback()
+    raise RegistryError(f"Could not activate {kind} {version}: other activations kept "
+                        "winning the race. Try again.")
+
+
+def _activate_once(kind: str, version: str, by: str | None, reason: str) -> ModelVersion:
     target = get_version(kind, version)
     if target.status == "failed":
         raise RegistryError(f"{kind} {version} failed and cannot be activated.")
     if target.status == "active":
         return target
-    # Lock the kind's active row so two concurrent activations cannot both win.
     current = db.session.scalar(
         select(ModelVersion)
         .where(ModelVersion.kind == kind, ModelVersion.status == "active")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
+import pytest
+
 from ml import store
 from ml.dough import train_dough
 from ml.holder import ModelHolder
-from ml.store import ArtefactTampered
+from ml.store import ArtefactCorrupt, ArtefactTampered, LibraryMismatch
 from ml.synthetic import generate_year
 
 
@@ -19,7 +24,44 @@ class Pointer:
         return self.active
 
 
-def test_holder_keeps_serving_v1_when_v2_is_tampered(tmp_path, week_nights):
+def flip_a_byte(tmp_path, version):
+    """Change the published bytes: a tampered or bit-rotted file."""
+    path = tmp_path / "dough" / f"{version}.joblib"
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0x01
+    path.write_bytes(bytes(data))
+    return None
+
+
+def claim_other_sklearn(tmp_path, version):
+    """Metadata from a host with another scikit-learn: a library mismatch."""
+    meta_path = tmp_path / "dough" / f"{version}.json"
+    meta = json.loads(meta_path.read_text())
+    meta["libraries"]["scikit-learn"] = "0.1.0"
+    meta_path.write_text(json.dumps(meta))
+    return None
+
+
+def truncate_but_fix_digest(tmp_path, version):
+    """A truncated file whose recorded digest was updated too: it unpickles, and fails."""
+    path = tmp_path / "dough" / f"{version}.joblib"
+    path.write_bytes(path.read_bytes()[:200])
+    meta_path = tmp_path / "dough" / f"{version}.json"
+    meta = json.loads(meta_path.read_text())
+    meta["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    meta_path.write_text(json.dumps(meta))
+    return meta["sha256"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "error"),
+    [
+        (flip_a_byte, ArtefactTampered),
+        (claim_other_sklearn, LibraryMismatch),
+        (truncate_but_fix_digest, ArtefactCorrupt),
+    ],
+)
+def test_holder_keeps_serving_v1_when_v2_is_refused(tmp_path, week_nights, damage, error):
     now = [0.0]
     pointer, errors = Pointer(), []
     holder = ModelHolder(
@@ -34,11 +76,8 @@ def test_holder_keeps_serving_v1_when_v2_is_tampered(tmp_path, week_nights):
     assert holder.get().model.predict_one(15) == 53
 
     v2 = store.publish(tmp_path, "dough", train_dough(generate_year(0)), "v2")
-    path = tmp_path / "dough" / "v2.joblib"
-    data = bytearray(path.read_bytes())
-    data[-10] ^= 0x01
-    path.write_bytes(bytes(data))
-    pointer.active = (v2.version, v2.sha256)
+    new_digest = damage(tmp_path, "v2")
+    pointer.active = (v2.version, new_digest or v2.sha256)
     for _ in range(3):
         now[0] += 5
         served = holder.get()
@@ -48,7 +87,7 @@ def test_holder_keeps_serving_v1_when_v2_is_tampered(tmp_path, week_nights):
     assert len(errors) == 1
     kind, version, exc = errors[0]
     assert (kind, version) == ("dough", "v2")
-    assert isinstance(exc, ArtefactTampered)
+    assert isinstance(exc, error)
     assert "dough model v2" in str(exc)
 
 

@@ -39,3 +39,12 @@ def test_htmx_error_fragment_for_unknown_url(htmx_client, auth):
     assert b"<html" not in response.data
     assert response.headers["HX-Retarget"] == "#flash"
     assert b"Not found" in response.data
+
+
+def test_navigation_marks_exactly_the_current_section(client, auth):
+    auth.login("admin")
+    for path, label in (("/admin/models", b"Models"), ("/admin/users", b"Users"),
+                        ("/", b"Home"), ("/pizzeria/", b"Pizzeria")):
+        page = client.get(path).data
+        assert page.count(b'aria-current="page"') == 1, path
+        assert b'aria-current="page">' + label in page, path

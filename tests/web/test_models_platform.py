@@ -188,3 +188,67 @@ def test_week_only_linear_fit_matches_the_reference(app):
     assert model.coefficients_ == pytest.approx((17.17699, 2.3761063), rel=1e-5)
     assert model.predict_one(15) == 53
     assert dt.date(2022, 12, 19).weekday() == 0  # the week starts on a Monday
+
+
+def test_a_database_error_while_polling_keeps_the_served_model(app, client, auth, nights,
+                                                                monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    auth.login("host")
+    version = train(app).result["version"]
+    assert client.get("/pizzeria/predict?reservations=9").headers["X-Model-Version"] == version
+
+    def database_down(kind):
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(registry, "active_pointer", database_down)
+    response = client.get("/pizzeria/predict?reservations=9")
+    assert response.status_code == 200
+    assert response.headers["X-Model-Version"] == version
+
+
+def test_concurrent_activations_leave_exactly_one_active_version(app, nights, monkeypatch):
+    """Regression: two activations at once (two admins, or the gate racing a rollback) used to
+    leave two versions marked active. The second one now retries on the database's refusal."""
+    import threading
+    import time
+
+    from sqlalchemy import func, select
+
+    versions = [train(app, model_type="linear").result["version"] for _ in range(3)]
+    with app.app_context():
+        registry.activate("dough", versions[0], "admin", reason="activated by hand")
+    real_activation = registry.Activation
+    held = threading.Event()
+
+    def slow_activation(**kwargs):
+        if not held.is_set():  # hold the first activation's transaction open
+            held.set()
+            time.sleep(0.4)
+        return real_activation(**kwargs)
+
+    monkeypatch.setattr(registry, "Activation", slow_activation)
+    errors = []
+
+    def activate(version):
+        with app.app_context():
+            try:
+                registry.activate("dough", version, "admin", reason="activated by hand")
+            except Exception as error:  # noqa: BLE001 - collected and asserted below
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    first = threading.Thread(target=activate, args=(versions[1],))
+    first.start()
+    assert held.wait(5)
+    second = threading.Thread(target=activate, args=(versions[2],))
+    second.start()
+    first.join()
+    second.join()
+    assert errors == []
+    with app.app_context():
+        actives = db.session.scalar(select(func.count()).select_from(registry.ModelVersion)
+                                    .where(registry.ModelVersion.status == "active"))
+        assert actives == 1
+        assert registry.active_version("dough").version == versions[2]  # the later one wins

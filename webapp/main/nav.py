@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from flask import current_app, request
+from flask import current_app, request, url_for
 from flask_login import current_user
 
 from webapp.auth.roles import role_allows
@@ -41,11 +41,26 @@ def nav_items_for(role: str | None) -> list[NavItem]:
     return [item for item in NAV if item.endpoint in registered and role_allows(role, item.roles)]
 
 
+def current_section(items: list[NavItem]) -> str | None:
+    """The endpoint of the section the current page belongs to: the longest URL prefix match.
+
+    Blueprints are not enough: Models and Users are both in ``admin``.
+    """
+    best, best_length = None, 0
+    for item in items:
+        url = url_for(item.endpoint)
+        matches = request.path == url or (url != "/" and request.path.startswith(url))
+        if matches and len(url) > best_length:
+            best, best_length = item.endpoint, len(url)
+    return best
+
+
 def inject_nav() -> dict:
     """Context processor: the navigation for the current user and the active section."""
     if not current_user.is_authenticated:
-        return {"nav_items": [], "active_blueprint": None}
-    return {"nav_items": nav_items_for(current_user.role), "active_blueprint": request.blueprint}
+        return {"nav_items": [], "current_section": None}
+    items = nav_items_for(current_user.role)
+    return {"nav_items": items, "current_section": current_section(items)}
 
 
 def inject_model_badge() -> dict:

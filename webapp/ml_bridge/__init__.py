@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
 
 from ml import store
 from ml.evaluation import passes_gate
 from ml.holder import ModelHolder, ModelUnavailable, Served
 from webapp import registry
+from webapp.extensions import db
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,23 @@ def holder(kind: str) -> ModelHolder:
         directory = model_dir()
         holders[kind] = ModelHolder(
             kind,
-            active_version=lambda: registry.active_pointer(kind),
+            active_version=lambda: _active_pointer(kind),
             loader=lambda version, sha: store.load(directory, kind, version, sha).model,
             check_interval=app.config["MODEL_CHECK_SECONDS"],
             on_load_error=lambda k, version, error: registry.record_load_error(
                 k, version, f"worker {os.getpid()}: {error}"),
         )
     return holders[kind]
+
+
+def _active_pointer(kind: str) -> tuple[str, str] | None:
+    """The holder's poll; on a database error the session is rolled back so the request can go
+    on (the holder keeps serving its current model and logs the error)."""
+    try:
+        return registry.active_pointer(kind)
+    except SQLAlchemyError:
+        db.session.rollback()
+        raise
 
 
 def serve(kind: str) -> Served:

@@ -1,8 +1,8 @@
 """model registry, jobs, pizzeria nights
 
-Revision ID: df1419053ca9
+Revision ID: 471814576822
 Revises: 0c7287b29681
-Create Date: 2026-11-27 10:58:10.885591
+Create Date: 2026-11-27 11:18:46.438392
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'df1419053ca9'
+revision = '471814576822'
 down_revision = '0c7287b29681'
 branch_labels = None
 depends_on = None
@@ -61,6 +61,7 @@ def upgrade():
     with op.batch_alter_table('model_version', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_model_version_kind'), ['kind'], unique=False)
         batch_op.create_index(batch_op.f('ix_model_version_status'), ['status'], unique=False)
+        batch_op.create_index('uq_model_version_one_active', ['kind'], unique=True, sqlite_where=sa.text("status = 'active'"), postgresql_where=sa.text("status = 'active'"))
 
     op.create_table('pizzeria_night',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -95,6 +96,7 @@ def downgrade():
     op.drop_table('model_activation')
     op.drop_table('pizzeria_night')
     with op.batch_alter_table('model_version', schema=None) as batch_op:
+        batch_op.drop_index('uq_model_version_one_active', sqlite_where=sa.text("status = 'active'"), postgresql_where=sa.text("status = 'active'"))
         batch_op.drop_index(batch_op.f('ix_model_version_status'))
         batch_op.drop_index(batch_op.f('ix_model_version_kind'))
 
