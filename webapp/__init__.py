@@ -52,6 +52,7 @@ def configure(app: Flask, test_config: dict) -> None:
 
 def init_extensions(app: Flask) -> None:
     """Bind the unbound extensions to ``app``."""
+    from webapp.auth import tokens  # noqa: F401  (the api_token table)
     from webapp.auth.models import User
     from webapp.extensions import csrf, db, htmx, limiter, login_manager, migrate
 

@@ -15,9 +15,12 @@ from webapp.pizzeria.models import night_rows
 
 
 def load_nights() -> list[dough_ml.Night]:
-    """Every night as plain ``ml.dough.Night`` values (the ml side filters what trains)."""
-    return [dough_ml.Night(date, reservations, doughs)
-            for date, reservations, doughs in night_rows()]
+    """Every night staff did not exclude, as plain ``ml.dough.Night`` values.
+
+    The ml side drops the excluded weekdays and nights without a dough count.
+    """
+    return [dough_ml.Night(row.date, row.reservations, row.doughs)
+            for row in night_rows() if not row.excluded]
 
 
 def train(nights: list[dough_ml.Night], model_type: str = "polynomial", degree: int = 2):
