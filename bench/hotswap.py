@@ -121,8 +121,10 @@ class Client:
 class Load:
     """Every client asks for predictions in its own thread until the ``with`` block ends."""
 
-    def __init__(self, clients: list[Client], workers: set[str] = frozenset()) -> None:
+    def __init__(self, clients: list[Client], workers: set[str] = frozenset(),
+                 path=lambda rng: f"/pizzeria/predict?reservations={rng.randrange(60)}") -> None:
         self.samples: list[Sample] = []  # list.append is atomic, so the threads share one list
+        self._path = path  # rng -> the URL each request asks for
         self.began = self.seconds = 0.0
         self.workers, self.cpu = workers, {}
         self._ids = itertools.count(1)
@@ -154,8 +156,7 @@ class Load:
             headers["X-Bench-Id"] = str(request_id := next(self._ids))
             sent = time.monotonic()
             try:
-                response, _ = client.request(
-                    "GET", f"/pizzeria/predict?reservations={rng.randrange(60)}", None, headers)
+                response, _ = client.request("GET", self._path(rng), None, headers)
                 status, version = response.status, response.getheader("X-Model-Version")
             except (OSError, http.client.HTTPException):
                 status, version = 0, None

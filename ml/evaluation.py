@@ -1,8 +1,10 @@
-"""Splits, metrics and the promotion gate shared by every model kind."""
+"""Splits, metrics, naive baselines and the promotion gate shared by every model kind."""
 
 from __future__ import annotations
 
+import datetime
 import math
+from collections.abc import Iterable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -10,6 +12,23 @@ from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_err
 
 MIN_SPLIT_ROWS = 4
 """Fewest rows :func:`chronological_split` accepts: fewer leave no meaningful hold-out."""
+
+
+def check_holdout(holdout: float) -> None:
+    """Refuse a hold-out fraction that would leave no training or no hold-out rows.
+
+    Parameters
+    ----------
+    holdout : float
+        Fraction of rows to hold out.
+
+    Raises
+    ------
+    ValueError
+        If ``holdout`` is not strictly between 0 and 1 (NaN included).
+    """
+    if not 0.0 < holdout < 1.0:
+        raise ValueError(f"holdout must be between 0 and 1 (exclusive), got {holdout!r}")
 
 
 def chronological_split(n_rows: int, holdout: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
@@ -37,8 +56,7 @@ def chronological_split(n_rows: int, holdout: float = 0.2) -> tuple[np.ndarray, 
     ValueError
         If ``n_rows`` is below :data:`MIN_SPLIT_ROWS` or ``holdout`` is not in (0, 1).
     """
-    if not 0.0 < holdout < 1.0:
-        raise ValueError(f"holdout must be between 0 and 1 (exclusive), got {holdout!r}")
+    check_holdout(holdout)
     if n_rows < MIN_SPLIT_ROWS:
         raise ValueError(
             f"need at least {MIN_SPLIT_ROWS} rows to split into training and hold-out, got {n_rows}"
@@ -81,6 +99,62 @@ def regression_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]
         "rmse": float(root_mean_squared_error(truth, pred)),
         "r2": r2,
     }
+
+
+def same_weekday_last_week(
+    history: Iterable[tuple[datetime.date, float | None]],
+    targets: Iterable[datetime.date],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predict each target day's value as the value seven days earlier.
+
+    This is the forecast a manager makes without any model ("last Tuesday we used 72"), so a
+    model is only worth running if it beats it. Seven days earlier is always the same weekday.
+
+    Parameters
+    ----------
+    history : iterable of (datetime.date, float or None)
+        Known values by day, in any order. ``None`` means unknown and is skipped. It may
+        include the target days themselves: a target's own value is never used for it, only
+        the value a week before, which was known by then.
+    targets : iterable of datetime.date
+        Days to predict, in any order.
+
+    Returns
+    -------
+    covered : numpy.ndarray of int
+        Positions in ``targets`` that have a known value seven days earlier, ascending. Targets
+        without one are skipped rather than guessed, so ``len(covered)`` says how much of the
+        target period the baseline could speak for.
+    predictions : numpy.ndarray of float
+        The value seven days before each covered target, aligned with ``covered``.
+
+    Raises
+    ------
+    ValueError
+        If ``history`` gives two values for one day.
+
+    Examples
+    --------
+    >>> day = datetime.date(2023, 5, 22)
+    >>> week = datetime.timedelta(days=7)
+    >>> covered, predicted = same_weekday_last_week([(day, 36)], [day + week, day + 2 * week])
+    >>> covered.tolist(), predicted.tolist()
+    ([0], [36.0])
+    """
+    known: dict[datetime.date, float] = {}
+    for day, value in history:
+        if value is None:
+            continue
+        if day in known:
+            raise ValueError(f"history has two values for {day.isoformat()}")
+        known[day] = float(value)
+    covered, predictions = [], []
+    for position, day in enumerate(targets):
+        previous = known.get(day - datetime.timedelta(days=7))
+        if previous is not None:
+            covered.append(position)
+            predictions.append(previous)
+    return np.asarray(covered, dtype=np.int64), np.asarray(predictions, dtype=float)
 
 
 def passes_gate(

@@ -5,6 +5,9 @@ aforward-oss/empex_recommend) makes a fresh, unseeded year of nights each time i
 ports keep its arithmetic and its order of random draws but take a seed, so tests and benchmarks
 are repeatable. They cannot reproduce Erlang's ``:rand`` stream itself; a given seed gives the
 same year on every run of this code, not the year any Elixir run produced.
+
+:func:`generate_weekday_year` is this project's own: a year where the weekday matters, so the
+multi-feature model has something to find that reservations alone cannot explain.
 """
 
 from __future__ import annotations
@@ -102,6 +105,55 @@ def generate_linear_year(seed: int, year: int = 2023) -> list[Night]:
         return round_half_away(weight * reservations + bias)
 
     return _year(rng, year, doughs)
+
+
+WEEKDAY_BONUS = {0: 15, 6: 15}
+"""Extra doughs :func:`generate_weekday_year` adds on Mondays and Sundays (Monday is 0)."""
+
+
+def generate_weekday_year(
+    seed: int, year: int = 2023, weekday_bonus: dict[int, float] | None = None
+) -> list[Night]:
+    """Generate a year where the weekday matters as much as the reservations.
+
+    Not from the reference app: it gives the multi-feature model something to find. For each
+    night, reservations are uniform in 0..59, the temperature follows the seasons (about 2 °C
+    in January to 22 °C in July, plus noise), and when there are reservations
+    ``doughs = round(2 * reservations + 5 + bonus[weekday] + noise)`` with noise uniform in
+    [-3, 3). The temperature has no effect on doughs, so a model that leans on it is fitting
+    noise.
+
+    Parameters
+    ----------
+    seed : int
+        Seed for :class:`random.Random`; the same seed gives the same year.
+    year : int, default 2023
+        Calendar year of the dates (all 365 or 366 days).
+    weekday_bonus : dict of int to float, optional
+        Extra doughs by weekday; defaults to :data:`WEEKDAY_BONUS`.
+
+    Returns
+    -------
+    list of Night
+        One night per day in date order, with ``temperature`` rounded to 0.1 °C and
+        ``holiday`` False. ``doughs`` is None on nights with no reservations.
+    """
+    bonus = WEEKDAY_BONUS if weekday_bonus is None else weekday_bonus
+    rng = random.Random(seed)
+    nights = []
+    day = datetime.date(year, 1, 1)
+    while day.year == year:
+        reservations = rng.randrange(MAX_RESERVATIONS + 1)
+        # Coldest in mid-January (day 15), warmest half a year later.
+        season = math.cos(2 * math.pi * (day.timetuple().tm_yday - 15) / 365)
+        temperature = round(12 - 10 * season + rng.gauss(0, 3), 1)
+        noise = rng.random() * 6 - 3
+        doughs = None
+        if reservations > 0:
+            doughs = round_half_away(2 * reservations + 5 + bonus.get(day.weekday(), 0) + noise)
+        nights.append(Night(day, reservations, doughs, temperature=temperature))
+        day += datetime.timedelta(days=1)
+    return nights
 
 
 def _year(rng: random.Random, year: int, doughs: Callable[[int], int]) -> list[Night]:

@@ -92,11 +92,12 @@ def tune_sqlite(engine) -> None:
 def register_blueprints(app: Flask) -> None:
     """Register one blueprint per feature; local imports keep import time free of cycles."""
     from webapp.admin import bp as admin_bp
+    from webapp.api import bp as api_bp
     from webapp.auth import bp as auth_bp
     from webapp.main import bp as main_bp
     from webapp.pizzeria import bp as pizzeria_bp
 
-    for blueprint in (main_bp, auth_bp, admin_bp, pizzeria_bp):
+    for blueprint in (main_bp, auth_bp, admin_bp, pizzeria_bp, api_bp):
         app.register_blueprint(blueprint)
 
 
@@ -124,8 +125,11 @@ def register_cli(app: Flask) -> None:
     from webapp.jobs.worker import jobs_cli
     from webapp.ml_bridge import register_kinds, retrain_task
     from webapp.ml_bridge.cli import models_cli
+    from webapp.pizzeria.cli import pizzeria_cli
+    from webapp.pizzeria.imports import import_task
 
     register_kinds()
     register_task("retrain", retrain_task)
-    for group in (users_cli, demo_cli, models_cli, jobs_cli):
+    register_task("pizzeria-import", import_task)
+    for group in (users_cli, demo_cli, models_cli, jobs_cli, pizzeria_cli):
         app.cli.add_command(group)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from flask import request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -43,7 +44,15 @@ def render_error(status: int, detail: str | None = None):
 
 
 def handle_http_error(error: HTTPException):
-    """Render any HTTP error raised by a view or by routing."""
+    """Render any HTTP error raised by a view or by routing (JSON under ``/api/``).
+
+    Routing errors (unknown URL, wrong method) happen before Flask knows the blueprint, so the
+    API's own handlers never see them; the path decides instead.
+    """
+    if request.path.startswith("/api/"):
+        from webapp.api.errors import handle_http_error as api_error
+
+        return api_error(error)
     status = error.code or 500
     # A description passed to abort() is specific to the case; werkzeug's stock one is not.
     stock = type(error).description

@@ -1,11 +1,20 @@
 from __future__ import annotations
 
+import datetime
 import math
 
 import numpy as np
 import pytest
 
-from ml.evaluation import chronological_split, passes_gate, regression_metrics
+from ml.evaluation import (
+    check_holdout,
+    chronological_split,
+    passes_gate,
+    regression_metrics,
+    same_weekday_last_week,
+)
+
+MAY = {day: datetime.date(2023, 5, day) for day in range(1, 32)}  # 2023-05-01 is a Monday
 
 
 @pytest.mark.parametrize(
@@ -70,3 +79,45 @@ def test_gate(candidate, champion, margin, lower_is_better, expected):
 def test_gate_refuses_a_negative_margin():
     with pytest.raises(ValueError, match="margin"):
         passes_gate(1.0, 1.0, -0.1)
+
+
+def test_baseline_takes_the_value_exactly_seven_days_earlier_and_skips_gaps():
+    history = [
+        (MAY[1], 10),  # Monday: predicts Monday the 8th
+        (MAY[2], None),  # Tuesday, count unknown: Tuesday the 9th has no baseline
+        # Wednesday the 3rd is missing altogether: Wednesday the 10th has no baseline
+        (MAY[4], 99),  # six days before the 10th: the wrong weekday, never used
+        (MAY[8], 20),  # a target itself, and the week-earlier value for the 15th
+        (MAY[9], 33),
+        (MAY[10], 44),
+    ]
+    targets = [MAY[15], MAY[8], MAY[9], MAY[10], MAY[22]]
+    covered, predicted = same_weekday_last_week(history, targets)
+    assert covered.tolist() == [0, 1]
+    assert predicted.tolist() == [20.0, 10.0]
+    assert covered.dtype == np.int64 and predicted.dtype == float
+
+
+def test_baseline_never_uses_a_targets_own_value_or_the_week_after():
+    history = [(MAY[8], 20), (MAY[15], 30)]
+    covered, predicted = same_weekday_last_week(reversed(history), [MAY[8], MAY[15]])
+    assert covered.tolist() == [1]
+    assert predicted.tolist() == [20.0]
+
+
+def test_baseline_with_nothing_to_go_on_is_empty():
+    covered, predicted = same_weekday_last_week([], [MAY[8]])
+    assert covered.tolist() == [] and predicted.tolist() == []
+    assert same_weekday_last_week([(MAY[1], 3)], [])[0].tolist() == []
+
+
+def test_baseline_refuses_two_values_for_one_day():
+    with pytest.raises(ValueError, match="two values for 2023-05-01"):
+        same_weekday_last_week([(MAY[1], 3), (MAY[1], 4)], [MAY[8]])
+
+
+@pytest.mark.parametrize("holdout", [0.0, 1.0, float("nan"), 2])
+def test_check_holdout_refuses_fractions_outside_zero_and_one(holdout):
+    with pytest.raises(ValueError, match="holdout must be between 0 and 1"):
+        check_holdout(holdout)
+    check_holdout(0.5)

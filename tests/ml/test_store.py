@@ -23,7 +23,7 @@ from ml.store import (
     LibraryMismatch,
     SmokeTestFailed,
 )
-from ml.synthetic import generate_year
+from ml.synthetic import generate_weekday_year, generate_year
 from ml.training import TrainedModel
 
 
@@ -58,6 +58,39 @@ def test_round_trip(tmp_path, trained, published):
     assert published.training_rows == 5
     assert published.params["excluded_weekdays"] == [4, 5]
     assert set(published.libraries) == {"python", "numpy", "scikit-learn", "joblib"}
+
+
+def test_a_multi_model_round_trips_with_its_own_smoke_input(tmp_path):
+    trained = train_dough(generate_weekday_year(2), model_type="multi")
+    meta = store.publish(tmp_path, "dough", trained, version="m1")
+    raw = json.loads((tmp_path / "dough/m1.json").read_text())
+    assert raw["smoke_input"][0] == [0, 0, 1, None, 0]  # an unknown temperature, as JSON null
+    assert raw["params"]["model_type"] == "multi"
+    assert raw["metrics"]["p80_abs_error"] == trained.model.typical_error_
+    loaded = store.load(tmp_path, "dough", "m1", expected_sha256=meta.sha256).model
+    assert loaded.model_type == "multi"
+    assert loaded.coefficients_ == trained.model.coefficients_
+    assert loaded.temperature_fill_ == trained.model.temperature_fill_
+    assert loaded.typical_error_ == trained.model.typical_error_
+    night = {"reservations": 15, "date": generate_weekday_year(2)[40].date, "temperature": None}
+    assert loaded.predict_one(**night) == trained.model.predict_one(**night)
+    assert meta.smoke_output == trained.model.predict(trained.smoke_input).tolist()
+
+
+def test_a_multi_model_whose_maths_changed_fails_its_smoke_test(tmp_path):
+    trained = train_dough(generate_weekday_year(2), model_type="multi")
+    store.publish(tmp_path, "dough", trained, version="m1")
+    _edit_meta(tmp_path, version="m1", smoke_output=[0, 0, 0])
+    with pytest.raises(SmokeTestFailed, match="dough model m1 failed its smoke test"):
+        store.load(tmp_path, "dough", "m1")
+
+
+def test_an_unmeasured_auto_model_publishes_with_null_metrics(tmp_path, week_nights):
+    trained = train_dough(week_nights[:3], model_type="auto")
+    meta = store.publish(tmp_path, "dough", trained, version="a1")
+    assert meta.metrics["mae"] is None and meta.metrics["holdout_rows"] == 0
+    assert meta.params["chosen_by"] == "auto"
+    assert store.load(tmp_path, "dough", "a1").model.predict_one(15) == trained.model.predict_one(15)
 
 
 def test_sidecar_is_strict_json_and_matches_the_meta(tmp_path, published):

@@ -6,7 +6,13 @@ import random
 
 import pytest
 
-from ml.synthetic import generate_linear_year, generate_year, round_half_away
+from ml.synthetic import (
+    WEEKDAY_BONUS,
+    generate_linear_year,
+    generate_weekday_year,
+    generate_year,
+    round_half_away,
+)
 
 
 @pytest.mark.parametrize(
@@ -28,7 +34,7 @@ def test_round_half_away_from_zero(x, expected):
     assert type(round_half_away(x)) is int
 
 
-@pytest.mark.parametrize("generate", [generate_year, generate_linear_year])
+@pytest.mark.parametrize("generate", [generate_year, generate_linear_year, generate_weekday_year])
 def test_a_seed_gives_the_same_year_every_time(generate):
     assert generate(7) == generate(7)
     assert generate(7) != generate(8)
@@ -81,3 +87,33 @@ def test_log_year_draws_in_the_reference_order():
             doughs = round_half_away(weight * math.log2(reservations) + bias)
         expected.append((reservations, doughs))
     assert [(n.reservations, n.doughs) for n in generate_year(3)[:40]] == expected
+
+
+def test_weekday_year_adds_the_bonus_to_a_noisy_line():
+    nights = generate_weekday_year(42)
+    assert len(nights) == 365 and [n.date for n in nights] == sorted(n.date for n in nights)
+    assert WEEKDAY_BONUS == {0: 15, 6: 15}
+    for night in nights:
+        r = night.reservations
+        assert 0 <= r <= 59 and night.holiday is False
+        if r == 0:
+            assert night.doughs is None
+            continue
+        centre = 2 * r + 5 + WEEKDAY_BONUS.get(night.date.weekday(), 0)
+        assert round_half_away(centre - 3) <= night.doughs <= round_half_away(centre + 3)
+
+
+def test_weekday_year_temperatures_follow_the_seasons():
+    nights = generate_weekday_year(7, year=2024)
+    assert len(nights) == 366  # every calendar day, unlike the reference's fixed months
+    by_month = {m: [n.temperature for n in nights if n.date.month == m] for m in (1, 7)}
+    assert sum(by_month[1]) / len(by_month[1]) < 6 < 18 < sum(by_month[7]) / len(by_month[7])
+    assert all(round(n.temperature, 1) == n.temperature for n in nights)
+
+
+def test_weekday_year_takes_a_custom_bonus():
+    plain = generate_weekday_year(3, weekday_bonus={})
+    tuesdays = generate_weekday_year(3, weekday_bonus={1: 40})
+    for a, b in zip(plain, tuesdays, strict=True):
+        if a.doughs is not None:
+            assert b.doughs - a.doughs == (40 if a.date.weekday() == 1 else 0)

@@ -1,15 +1,26 @@
 """Role × endpoint matrix, generated from the URL map so a new route cannot slip through.
 
 Every endpoint must be listed in ``ACCESS`` with the roles that may use it; the test fails for
-an unlisted endpoint. "public" means no login is needed.
+an unlisted endpoint. "public" means no login is needed; ``Token(roles)`` marks a JSON API
+endpoint, reached with a bearer token (never the session) whose user has one of ``roles``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pytest
 
 ROLES = ("admin", "staff", "host")
 ANYONE = ("admin", "staff", "host")
+
+
+@dataclass(frozen=True)
+class Token:
+    """An API endpoint: a bearer token of a user with one of ``roles`` (or admin) is needed."""
+
+    roles: tuple[str, ...]
+
 
 # endpoint -> roles allowed ("public" for no login). Admin may use everything.
 ACCESS = {
@@ -28,10 +39,28 @@ ACCESS = {
     "admin.rollback": ("admin",),
     "pizzeria.index": ("host", "staff"),
     "pizzeria.predict": ("host", "staff"),
+    "pizzeria.evaluation": ("host", "staff"),
+    "pizzeria.evaluation_chart": ("host", "staff"),
+    "pizzeria.excluded_weekdays": ("host", "staff"),
+    "pizzeria.import_apply": ("host", "staff"),
+    "pizzeria.import_batch": ("host", "staff"),
+    "pizzeria.import_page": ("host", "staff"),
+    "pizzeria.import_report": ("host", "staff"),
+    "pizzeria.import_start": ("host", "staff"),
+    "pizzeria.night_delete": ("host", "staff"),
+    "pizzeria.night_edit": ("host", "staff"),
+    "pizzeria.night_restore": ("host", "staff"),
+    "pizzeria.night_row": ("host", "staff"),
+    "pizzeria.night_update": ("host", "staff"),
+    "pizzeria.nights": ("host", "staff"),
+    "pizzeria.nights_create": ("host", "staff"),
+    "pizzeria.nights_summary": ("host", "staff"),
+    "api.pizzeria_predictions": Token(("host", "staff")),
 }
 
 # Values for URL arguments, so every rule can be requested.
-SAMPLE_ARGS = {"user_id": 999999, "filename": "app.css", "kind": "dough", "version": "v-none"}
+SAMPLE_ARGS = {"user_id": 999999, "filename": "app.css", "kind": "dough", "version": "v-none",
+               "night_id": 999999, "batch_id": "0" * 32}
 
 
 def all_rules(app):
@@ -64,13 +93,31 @@ def test_anonymous_users_reach_only_public_endpoints(app, client):
         response.close()  # static files are streamed; close them to free the file handle
         if ACCESS[rule.endpoint] == "public":
             assert response.status_code not in (302, 401, 403), rule
+        elif isinstance(ACCESS[rule.endpoint], Token):
+            assert_api_unauthorized(response, rule, method)
         else:
             assert response.status_code == 302, (rule, method, response.status_code)
             assert "/login" in response.headers["Location"]
 
 
+def assert_api_unauthorized(response, rule, method):
+    assert response.status_code == 401, (rule, method, response.status_code)
+    assert response.is_json and response.headers["WWW-Authenticate"] == "Bearer", (rule, method)
+
+
+def bearer_token(app, auth, role: str) -> str:
+    """A new API token of the test user with ``role``."""
+    from webapp.auth import tokens
+    from webapp.auth.service import find_user
+
+    username = auth.ensure_user(role)
+    with app.app_context():
+        return tokens.create_token(find_user(username), "access matrix")
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_each_role_gets_403_exactly_where_it_is_not_allowed(app, client, auth, role):
+    token = bearer_token(app, auth, role)
     for rule, method in all_rules(app):
         allowed = ACCESS[rule.endpoint]
         if allowed == "public" or rule.endpoint == "auth.logout":
@@ -78,11 +125,22 @@ def test_each_role_gets_403_exactly_where_it_is_not_allowed(app, client, auth, r
         auth.login(role)
         response = client.open(url_for_rule(app, rule), method=method)
         response.close()
+        api = isinstance(allowed, Token)
+        if api:
+            # The session is no credential for the API; the same role's token is.
+            assert_api_unauthorized(response, rule, method)
+            response = client.open(url_for_rule(app, rule), method=method,
+                                   headers={"Authorization": f"Bearer {token}"})
+            response.close()
+            allowed = allowed.roles
         if role in allowed or role == "admin":
             assert response.status_code != 403, (role, rule, method)
         else:
             assert response.status_code == 403, (role, rule, method, response.status_code)
-            assert b"Not allowed" in response.data
+            if api:
+                assert response.get_json()["error"]["message"], (role, rule, method)
+            else:
+                assert b"Not allowed" in response.data
 
 
 def test_forbidden_fragment_is_retargeted_to_the_flash_region(client, htmx_client, auth):

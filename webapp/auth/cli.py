@@ -6,9 +6,10 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from webapp.auth import tokens
 from webapp.auth.models import User
 from webapp.auth.roles import ROLES
-from webapp.auth.service import AccountError, create_user
+from webapp.auth.service import AccountError, create_user, find_user
 from webapp.extensions import db
 
 users_cli = AppGroup("users", help="Manage user accounts.")
@@ -46,3 +47,60 @@ def list_command() -> None:
     for user in db.session.scalars(select(User).order_by(User.username)):
         state = "" if user.active else " (inactive)"
         click.echo(f"{user.username}\t{user.role}{state}")
+
+
+def _user_or_fail(name: str) -> User:
+    user = find_user(name)
+    if user is None:
+        raise click.ClickException(f"No user called {name!r}.")
+    return user
+
+
+def _when(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+@users_cli.command("token")
+@click.argument("name")
+@click.option("--label", default="api", show_default=True,
+              help="What the token is for, to tell it apart in `flask users tokens`.")
+def token_command(name: str, label: str) -> None:
+    """Create an API token for the account NAME and print it (it is shown once)."""
+    user = _user_or_fail(name)
+    if not user.active:
+        # Its tokens would be refused: say so now rather than at the first API call.
+        raise click.ClickException(f"{user.username} is inactive; activate the account first.")
+    try:
+        raw = tokens.create_token(user, label)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--label") from error
+    click.echo(f"Created a token for {user.username} ({user.role}), labelled {label.strip()!r}.")
+    click.echo(f"Token (shown once): {raw}")
+    click.echo("Send it as the header:  Authorization: Bearer <token>")
+
+
+@users_cli.command("tokens")
+@click.argument("name")
+def tokens_command(name: str) -> None:
+    """List the API tokens of the account NAME (times in UTC)."""
+    user = _user_or_fail(name)
+    rows = tokens.tokens_for(user)
+    if not rows:
+        click.echo(f"{user.username} has no API tokens.")
+        return
+    click.echo("id\tlabel\tprefix\tcreated\tlast used\trevoked")
+    for token in rows:
+        click.echo(f"{token.id}\t{token.label}\t{token.prefix}\t{_when(token.created_at)}\t"
+                   f"{_when(token.last_used_at)}\t{_when(token.revoked_at)}")
+
+
+@users_cli.command("revoke-token")
+@click.argument("token_id", type=int)
+def revoke_token_command(token_id: int) -> None:
+    """Revoke the API token TOKEN_ID (see `flask users tokens NAME`); it stops working at once."""
+    token = tokens.revoke(token_id)
+    if token is None:
+        raise click.ClickException(f"No API token with id {token_id}.")
+    # Revoking twice is harmless; the first revocation time is kept and shown.
+    click.echo(f"Token {token.id} ({token.label}, {token.prefix}…) of {token.user.username} "
+               f"is revoked since {_when(token.revoked_at)} UTC.")

@@ -20,6 +20,9 @@ ROLE_DESCRIPTIONS = {
     "host": "the tavern and pizzeria front desk",
 }
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "main.healthz", "static"})
+#: Blueprints that authenticate every request themselves (the JSON API checks a bearer token and
+#: answers 401 in JSON), so the session login and its redirect do not apply to them.
+SELF_AUTHENTICATING_BLUEPRINTS = frozenset({"api"})
 
 
 def role_allows(role: str | None, allowed: tuple[str, ...]) -> bool:
@@ -30,9 +33,13 @@ def role_allows(role: str | None, allowed: tuple[str, ...]) -> bool:
 def require_login():
     """``before_request`` hook: send anonymous users to the login page.
 
-    Secure by default: a new endpoint needs a login unless it is added to ``PUBLIC_ENDPOINTS``.
+    Secure by default: a new endpoint needs a login unless it is added to ``PUBLIC_ENDPOINTS``
+    or belongs to one of ``SELF_AUTHENTICATING_BLUEPRINTS``.
     """
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+        return None
+    if request.blueprint in SELF_AUTHENTICATING_BLUEPRINTS:
+        # Checked before current_user, so the session never authenticates an API request.
         return None
     if current_user.is_authenticated:
         return None

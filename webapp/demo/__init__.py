@@ -31,6 +31,19 @@ def ensure_demo_accounts() -> list[tuple[str, str, str | None]]:
     return results
 
 
+def train_if_untrained(kind: str) -> str:
+    """Train ``kind`` right here (not as a background job) unless a version is active."""
+    from webapp import registry
+    from webapp.ml_bridge import retrain_task
+
+    active = registry.active_version(kind)
+    if active is not None:
+        return f"version {active.version} already active"
+    result = retrain_task(lambda percent, message: None, kind=kind, trained_by="demo")
+    outcome = "activated" if result["activated"] else "kept as candidate"
+    return f"version {result['version']} trained and {outcome}"
+
+
 @demo_cli.command("load")
 def load_command() -> None:
     """Create demo accounts (passwords printed once) and load the demo data."""
@@ -43,3 +56,4 @@ def load_command() -> None:
             click.echo(f"  {role:<6} login: {username:<8} already exists; password unchanged")
     added = load_demo_nights()
     click.echo(f"Pizzeria: {added} nights added (the reference week and a generated 2023).")
+    click.echo(f"Dough model: {train_if_untrained('dough')}")

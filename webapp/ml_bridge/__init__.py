@@ -35,6 +35,8 @@ class KindSpec:
     lower_is_better: bool = True
     param_form: type | None = None
     metric_labels: dict = field(default_factory=dict)
+    #: Values accepted by ``flask models train KIND --algorithm``.
+    algorithms: tuple[str, ...] = ()
 
 
 KINDS: dict[str, KindSpec] = {}

@@ -43,11 +43,19 @@ def list_command() -> None:
 @click.argument("kind")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Training option, e.g. --param model_type=linear --param degree=3.")
+@click.option("--algorithm", help="The algorithm, where the kind offers several "
+              "(dough: linear, polynomial, multi; default: the best on the hold-out).")
 @click.option("--wait", is_flag=True, help="Wait for the job and print its progress.")
-def train_command(kind: str, params: tuple[str, ...], wait: bool) -> None:
+def train_command(kind: str, params: tuple[str, ...], algorithm: str | None, wait: bool) -> None:
     """Retrain KIND in the background (the same job as the Retrain button)."""
     kind = _kind(kind)
     options = dict(_split(param) for param in params)
+    if algorithm:
+        choices = get_spec(kind).algorithms
+        if algorithm not in choices:
+            raise click.BadParameter(f"{algorithm!r} is not one of {', '.join(choices)}",
+                                     param_hint="--algorithm")
+        options["model_type"] = algorithm
     try:
         job, created = jobs.enqueue(RETRAIN, {"kind": kind, "trained_by": "cli", **options},
                                     dedupe_key=f"{RETRAIN}:{kind}", created_by="cli",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from dataclasses import dataclass
 
 from flask_wtf import FlaskForm
@@ -11,7 +13,7 @@ from wtforms.validators import NumberRange
 
 from ml import dough as dough_ml
 from webapp.ml_bridge import KindSpec, serve
-from webapp.pizzeria.models import night_rows
+from webapp.pizzeria.models import night_rows, pizzeria_settings
 
 
 def load_nights() -> list[dough_ml.Night]:
@@ -19,40 +21,67 @@ def load_nights() -> list[dough_ml.Night]:
 
     The ml side drops the excluded weekdays and nights without a dough count.
     """
-    return [dough_ml.Night(row.date, row.reservations, row.doughs)
+    return [dough_ml.Night(row.date, row.reservations, row.doughs, row.temperature,
+                           bool(row.holiday))
             for row in night_rows() if not row.excluded]
 
 
-def train(nights: list[dough_ml.Night], model_type: str = "polynomial", degree: int = 2):
-    """Fit the dough model on ``nights`` with Fridays and Saturdays left out."""
-    return dough_ml.train_dough(nights, model_type=model_type, degree=int(degree))
+def train(nights: list[dough_ml.Night], model_type: str = "auto", degree: int = 2):
+    """Fit the dough model on ``nights``, leaving out the pizzeria's excluded weekdays.
+
+    ``auto`` picks the algorithm with the lowest hold-out error (linear with too few nights).
+    """
+    return dough_ml.train_dough(nights, model_type=model_type, degree=int(degree),
+                                excluded_weekdays=pizzeria_settings().weekday_set)
+
+
+def evaluate(degree: int = 2):
+    """Score linear, polynomial(``degree``), multi-feature and the baseline on the hold-out."""
+    return dough_ml.evaluate_dough(load_nights(), degree=degree,
+                                   excluded_weekdays=pizzeria_settings().weekday_set)
 
 
 class DoughTrainForm(FlaskForm):
     """Options for a dough retrain."""
 
-    model_type = SelectField("Model", choices=[
+    model_type = SelectField("Model", default="auto", choices=[
+        SelectChoice("auto", "Best on the hold-out (automatic)"),
         SelectChoice("polynomial", "Polynomial (reservations, reservations², …)"),
         SelectChoice("linear", "Linear (a straight line)"),
+        SelectChoice("multi", "Multi-feature (reservations, weekday, month, weather, holiday)"),
     ])
     degree = IntegerField("Degree", default=2, validators=[NumberRange(1, 5)])
 
 
 @dataclass(frozen=True)
 class DoughPrediction:
-    """Tonight's prediction and the model version that made it."""
+    """A night's prediction, its typical error and the model version that made it."""
 
     reservations: int
     doughs: int
+    estimate: float
     version: str
     model_type: str
+    #: 80 % of hold-out nights were within this many doughs (None without a hold-out).
+    typical_error: int | None
 
 
-def predict(reservations: int) -> DoughPrediction:
-    """Predict doughs for ``reservations`` with the model this worker serves."""
+def predict(reservations: int, date: dt.date | None = None) -> DoughPrediction:
+    """Predict doughs for ``reservations`` on ``date`` (tonight when omitted)."""
     served = serve("dough")
-    return DoughPrediction(reservations, served.model.predict_one(reservations), served.version,
-                           served.model.model_type)
+    model = served.model
+    date = date or dt.date.today()
+    estimate = model.estimate_one(reservations, date=date)
+    # Artefacts published before the typical error was recorded simply have none.
+    typical = getattr(model, "typical_error_", None)
+    return DoughPrediction(
+        reservations=reservations,
+        doughs=model.predict_one(reservations, date=date),
+        estimate=round(float(estimate), 2),
+        version=served.version,
+        model_type=model.model_type,
+        typical_error=None if typical is None or math.isnan(typical) else round(typical),
+    )
 
 
 SPEC = KindSpec(
@@ -65,4 +94,5 @@ SPEC = KindSpec(
     primary_metric="mae",
     param_form=DoughTrainForm,
     metric_labels={"mae": "MAE", "rmse": "RMSE", "r2": "R²"},
+    algorithms=dough_ml.MODEL_TYPES,
 )

@@ -7,4 +7,5 @@ from webapp.auth.roles import require_roles
 bp = Blueprint("pizzeria", __name__, url_prefix="/pizzeria")
 bp.before_request(require_roles("host", "staff"))
 
-from webapp.pizzeria import views  # noqa: E402,F401  (routes attach themselves to bp)
+# Routes attach themselves to bp.
+from webapp.pizzeria import evaluation, import_views, nights, views  # noqa: E402,F401

@@ -16,12 +16,13 @@ TEMPLATE = "pizzeria/index.html"
 
 def prediction_context(form: PredictForm) -> dict:
     """The prediction for a valid form, or why there is none."""
-    if not request.args or not form.validate():
+    if "reservations" not in request.args or not form.validate():
         return {"prediction": None, "unavailable": None}
     try:
-        return {"prediction": dough_bridge.predict(form.reservations.data), "unavailable": None}
+        prediction = dough_bridge.predict(form.reservations.data, date=form.date.data)
     except ModelUnavailable as error:
         return {"prediction": None, "unavailable": str(error)}
+    return {"prediction": prediction, "unavailable": None}
 
 
 def page_counts() -> dict | None:

@@ -1,0 +1,49 @@
+"""Bearer-token authentication and role checks for the API."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import abort, g, request
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import Unauthorized
+
+from webapp.api import bp
+from webapp.auth import tokens
+from webapp.auth.models import User
+from webapp.auth.roles import role_allows
+
+
+@bp.before_request
+def authenticate_bearer_token() -> None:
+    """Every API request needs a live token: its user becomes ``g.api_user``; otherwise 401.
+
+    The session is deliberately not consulted (see ``webapp.api``): a logged-in browser without
+    a token gets 401 too, which keeps the API free of CSRF.
+    """
+    credentials = request.authorization
+    raw = credentials.token if credentials is not None and credentials.type == "bearer" else None
+    user = tokens.authenticate(raw) if raw else None
+    if user is None:
+        raise Unauthorized(www_authenticate=WWWAuthenticate("bearer"))
+    g.api_user = user
+
+
+def api_user() -> User:
+    """The user whose token authenticated this API request."""
+    return g.api_user
+
+
+def roles_required(*roles: str):
+    """Decorate an API view so that only ``roles`` (and admin) may use it; others get 403."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not role_allows(api_user().role, roles):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
