@@ -93,6 +93,15 @@ def test_host_types_reservations_and_sees_doughs_live(page, many_nights, screens
     expect(prediction).to_contain_text(version)
     doughs = int(prediction.locator("[data-doughs]").get_attribute("data-doughs"))
     assert 30 < doughs < 80
+    page.evaluate("window.__sameDocument = true")
+    field.press("Backspace")
+    field.press("Backspace")
+    field.press_sequentially("45", delay=50)  # the prediction follows the typing
+    expect(prediction).to_contain_text("doughs for 45 reservations")
+    busier = int(prediction.locator("[data-doughs]").get_attribute("data-doughs"))
+    assert busier > doughs
+    expect(prediction.locator(".range")).to_contain_text("usually within ±")
+    assert page.evaluate("window.__sameDocument") is True
     page.screenshot(path=str(screenshot_dir / "pizzeria-tonight.png"), full_page=True)
     field.fill("-4")
     expect(prediction.locator(".errors")).to_contain_text("between 0 and 10000")

@@ -101,3 +101,12 @@ def test_cli_train_with_an_algorithm(app, runner, year):
     assert "activated (first model)" in result.output
     result = runner.invoke(args=["models", "train", "dough", "--algorithm", "cubist"])
     assert result.exit_code == 2 and "'cubist' is not one of linear, polynomial, multi" in result.output
+
+
+def test_tonight_works_without_javascript(app, client, auth, year):
+    assert train(app).status == "succeeded"
+    auth.login("host")
+    page = client.get("/pizzeria/?reservations=15")  # the plain GET form's submit
+    assert page.status_code == 200 and b"<html" in page.data
+    assert re.search(rb"doughs\s+for 15 reservations", page.data)
+    assert b"Predict</button>" in page.data
