@@ -198,3 +198,29 @@ def test_unticking_every_weekday_trains_on_all_of_them(app, htmx_client, auth, w
     response = htmx_client.post("/pizzeria/settings/weekdays", data={})
     assert response.status_code == 200
     assert b'<strong class="used-count">7</strong> of 7' in response.data
+
+
+def test_settings_row_is_created_once_when_asked_concurrently(app):
+    """Regression: a request and a retrain job both created the settings row; one failed."""
+    import threading
+
+    barrier, errors = threading.Barrier(6), []
+
+    def ask():
+        with app.app_context():
+            barrier.wait()
+            try:
+                pizzeria_settings()
+            except Exception as error:  # noqa: BLE001 - collected and asserted below
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with app.app_context():
+        assert pizzeria_settings().weekday_set == {4, 5}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import String, false, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.auth.models import utcnow
@@ -54,13 +56,23 @@ class PizzeriaSettings(db.Model):
                          if item.strip())
 
 
+DEFAULT_SETTINGS = {"id": 1, "excluded_weekdays": "4,5", "dough_items": "pizza"}
+
+
 def pizzeria_settings() -> PizzeriaSettings:
-    """The settings row, created with the defaults on first use."""
+    """The settings row, created with the defaults on first use.
+
+    Two threads or workers may ask at once (a request and a retrain job): the row is created
+    with INSERT … ON CONFLICT DO NOTHING, so the slower one finds it instead of failing.
+    """
     settings = db.session.get(PizzeriaSettings, 1)
     if settings is None:
-        settings = PizzeriaSettings(id=1, excluded_weekdays="4,5", dough_items="pizza")
-        db.session.add(settings)
+        dialect = db.engine.dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        db.session.execute(insert(PizzeriaSettings.__table__).values(**DEFAULT_SETTINGS)
+                           .on_conflict_do_nothing(index_elements=["id"]))
         db.session.commit()
+        settings = db.session.get(PizzeriaSettings, 1)
     return settings
 
 
