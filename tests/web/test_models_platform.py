@@ -252,3 +252,31 @@ def test_concurrent_activations_leave_exactly_one_active_version(app, nights, mo
                                     .where(registry.ModelVersion.status == "active"))
         assert actives == 1
         assert registry.active_version("dough").version == versions[2]  # the later one wins
+
+
+def test_gate_without_a_hold_out_metric(app):
+    """Two or three nights: auto publishes an unmeasured line (no MAE). Such a model replaces
+    an equally unmeasured one, but never a measured one."""
+    import datetime as dt
+
+    from webapp.pizzeria.models import Night
+
+    with app.app_context():
+        add_nights([(dt.date(2024, 1, day), 10 + day, 30 + 2 * day) for day in (1, 2, 3)])
+    first = train(app)
+    assert first.result["activated"] and first.result["metrics"]["mae"] is None
+    second = train(app)
+    assert second.result["activated"]
+    assert "no hold-out mae on either model" in second.result["reason"]
+
+    with app.app_context():
+        add_nights(demo_year_nights())
+    measured = train(app)
+    assert measured.result["activated"] and measured.result["metrics"]["mae"] is not None
+    with app.app_context():
+        db.session.query(Night).filter(Night.date < dt.date(2024, 1, 1)).delete()
+        db.session.commit()
+    unmeasured = train(app)
+    assert not unmeasured.result["activated"]
+    assert "no hold-out mae to compare" in unmeasured.result["reason"]
+    assert active(app) == measured.result["version"]

@@ -113,12 +113,23 @@ def promote_if_better(kind: str, candidate, by: str | None) -> Decision:
     new = candidate.metrics.get(metric)
     old = champion.metrics.get(metric) if champion else None
     margin = current_app.config["PROMOTION_MARGIN"]
+    if champion is None:  # it passed verification, and there is nothing to compare it with
+        registry.activate(kind, candidate.version, by, reason="first model")
+        return Decision(True, "first model")
+    if new is None:
+        # Without a hold-out (e.g. no picks yet) there is nothing to compare: promote only when
+        # the active model could not be measured either, since the new one has the latest data.
+        if old is not None:
+            return Decision(False, f"kept as candidate: no hold-out {metric} to compare with "
+                                   f"the active {_number(old)}")
+        reason = f"no hold-out {metric} on either model; the newer data wins"
+        registry.activate(kind, candidate.version, by, reason=reason)
+        return Decision(True, reason)
     new_value = float("nan") if new is None else new
     if not passes_gate(new_value, old, margin, lower_is_better=spec.lower_is_better):
         return Decision(False, f"kept as candidate: {metric} {_number(new)} is worse than the "
                                f"active {_number(old)} by more than {margin:.0%}")
-    reason = ("first model" if champion is None
-              else f"passed gate: {metric} {_number(new)} vs {_number(old)}")
+    reason = f"passed gate: {metric} {_number(new)} vs {_number(old)}"
     registry.activate(kind, candidate.version, by, reason=reason)
     return Decision(True, reason)
 
