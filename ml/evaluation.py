@@ -1,10 +1,16 @@
-"""Splits, metrics, naive baselines and the promotion gate shared by every model kind."""
+"""Splits, metrics, naive baselines and the promotion gate shared by every model kind.
+
+Regression (dough) uses :func:`regression_metrics` against :func:`same_weekday_last_week`;
+recommenders (games) use :func:`hit_rate_at_k` and :func:`precision_at_k` against
+:func:`popularity_ranking`.
+"""
 
 from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -205,3 +211,135 @@ def passes_gate(
     if lower_is_better:
         return candidate <= champion + slack
     return candidate >= champion - slack
+
+
+def _check_rankings(
+    ranked_lists: Sequence[Sequence[Hashable]], truths: Sequence[Hashable], k: int
+) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a whole number of 1 or more, got {k!r}")
+    if len(ranked_lists) == 0 or len(ranked_lists) != len(truths):
+        raise ValueError(
+            "need one ranked list per truth, and at least one; "
+            f"got {len(ranked_lists)} lists and {len(truths)} truths"
+        )
+
+
+def _hits(ranked_lists: Sequence[Sequence[Hashable]], truths: Sequence[Hashable], k: int) -> int:
+    # list(): slicing a numpy array of names and testing membership would compare elementwise.
+    pairs = zip(ranked_lists, truths, strict=True)
+    return sum(truth in list(ranked[:k]) for ranked, truth in pairs)
+
+
+def hit_rate_at_k(
+    ranked_lists: Sequence[Sequence[Hashable]], truths: Sequence[Hashable], k: int
+) -> float:
+    """Share of queries whose true answer is among the first ``k`` suggestions.
+
+    Parameters
+    ----------
+    ranked_lists : sequence of sequences
+        One ranking per query, best first. A list may be shorter than ``k``.
+    truths : sequence of hashable
+        The one item actually chosen for each query (for games: the game the party picked).
+    k : int
+        How many suggestions are shown, 1 or more.
+
+    Returns
+    -------
+    float
+        Between 0 and 1.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is not a positive whole number, or the inputs are empty or differ in length.
+
+    Examples
+    --------
+    >>> hit_rate_at_k([["a", "b"], ["c", "a"]], ["b", "b"], k=2)
+    0.5
+    """
+    _check_rankings(ranked_lists, truths, k)
+    return _hits(ranked_lists, truths, k) / len(truths)
+
+
+def precision_at_k(
+    ranked_lists: Sequence[Sequence[Hashable]], truths: Sequence[Hashable], k: int
+) -> float:
+    """Mean share of the first ``k`` suggestions that are relevant, with one relevant item each.
+
+    Each query has exactly one relevant item (the one chosen), so a query's precision@k is
+    ``1/k`` on a hit and 0 otherwise, and the mean is :func:`hit_rate_at_k` divided by ``k``:
+    at most ``1/k`` even for a perfect model. The divisor stays ``k`` when a ranked list is
+    shorter, because ``k`` slots were on offer. It is reported beside the hit rate for
+    comparison with multi-item recommenders; for choosing between models the hit rate says the
+    same thing more plainly.
+
+    Parameters
+    ----------
+    ranked_lists : sequence of sequences
+        One ranking per query, best first.
+    truths : sequence of hashable
+        The one relevant item of each query.
+    k : int
+        How many suggestions are shown, 1 or more.
+
+    Returns
+    -------
+    float
+        Between 0 and ``1/k``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`hit_rate_at_k`.
+
+    Examples
+    --------
+    >>> precision_at_k([["a", "b"], ["c", "a"]], ["b", "b"], k=2)
+    0.25
+    """
+    _check_rankings(ranked_lists, truths, k)
+    return _hits(ranked_lists, truths, k) / (len(truths) * k)
+
+
+def popularity_ranking(picks: Iterable[str], all_names: Iterable[str]) -> list[str]:
+    """Rank every item by how often it was picked: the "most popular" baseline.
+
+    This is what staff would suggest without any model ("people like these"), the same list for
+    every query, so a recommender is only worth running if it beats it.
+
+    Parameters
+    ----------
+    picks : iterable of str
+        The name picked each time, in any order (for games, ``pick.game``).
+    all_names : iterable of str
+        Every item that can be suggested, in any order.
+
+    Returns
+    -------
+    list of str
+        All of ``all_names``, most picked first; ties (including items never picked) in
+        code-point order of the name, so the ranking is the same on every run.
+
+    Raises
+    ------
+    ValueError
+        If ``all_names`` repeats a name, or a pick names an item not in ``all_names`` (it could
+        never be suggested, so the data and the catalogue disagree).
+
+    Examples
+    --------
+    >>> popularity_ranking(["b", "c", "c"], ["a", "b", "c", "d"])
+    ['c', 'b', 'a', 'd']
+    """
+    names = list(all_names)
+    if len(set(names)) != len(names):
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        raise ValueError(f"all_names repeats {', '.join(map(repr, duplicates))}")
+    counts = Counter(picks)
+    unknown = sorted(set(counts) - set(names))
+    if unknown:
+        raise ValueError(f"picks name items that are not offered: {', '.join(map(repr, unknown))}")
+    return sorted(names, key=lambda name: (-counts[name], name))

@@ -8,6 +8,10 @@ same year on every run of this code, not the year any Elixir run produced.
 
 :func:`generate_weekday_year` is this project's own: a year where the weekday matters, so the
 multi-feature model has something to find that reservations alone cannot explain.
+
+:func:`generate_picks` is this project's own too, and wholly synthetic: the reference app
+records no history of what parties rented, so there is nothing to port. It gives the tavern's
+recommender a plausible year of picks to learn from and be measured on.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from __future__ import annotations
 import datetime
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ml.dough import Night
+from ml.games import BUDGETS, DEFAULT_THRESHOLDS, GameExample, Pick, budget_of
 
 MONTH_LENGTHS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 """The reference's fixed month lengths: February has 28 days even in a leap year."""
@@ -165,3 +170,93 @@ def _year(rng: random.Random, year: int, doughs: Callable[[int], int]) -> list[N
             night_doughs = doughs(reservations) if reservations > 0 else None
             nights.append(Night(datetime.date(year, month, day), reservations, night_doughs))
     return nights
+
+
+POPULARITY_SKEW = 1.0
+"""Zipf exponent of game popularity in :func:`generate_picks`: the n-th most popular game is
+picked about 1/n as often as the most popular one."""
+
+OFF_BUDGET = 0.15
+"""Share of :func:`generate_picks` parties whose stated budget is not their game's bucket."""
+
+NOISE = 0.1
+"""Share of :func:`generate_picks` parties whose stated budget and styles are unrelated to the
+game they take (they changed their mind at the shelf)."""
+
+EXTRA_STYLE = 0.25
+"""Chance that a :func:`generate_picks` party also ticks a style its game does not have."""
+
+
+def generate_picks(
+    games: Sequence[GameExample],
+    seed: int,
+    n: int = 1000,
+    year: int = 2023,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+) -> list[Pick]:
+    """Generate a year of synthetic tavern picks: what parties asked for and what they took.
+
+    Synthetic, not observed: no real party made these picks. Game popularity follows a Zipf
+    law (:data:`POPULARITY_SKEW`) over a seeded shuffle of the games. Each party first takes a
+    game by popularity, then states what it asked for: with probability :data:`NOISE`, a
+    random budget and 1-3 random styles; otherwise the game's own budget bucket (a neighbouring
+    one with probability :data:`OFF_BUDGET`) and 1-3 styles, as many as the game has, drawn
+    from the game's styles, plus a style it does not have with probability
+    :data:`EXTRA_STYLE`. So picks mostly match their query, and a model can learn both the
+    matching and the popularity.
+
+    Parameters
+    ----------
+    games : sequence of GameExample
+        The catalogue, at least one game with a style; its order does not matter.
+    seed : int
+        Seed for :class:`random.Random`; the same seed and catalogue give the same picks.
+    n : int, default 1000
+        Number of picks, 0 or more.
+    year : int, default 2023
+        The picks' dates fall in this year.
+    thresholds : sequence of two floats, default :data:`~ml.games.DEFAULT_THRESHOLDS`
+        Budget buckets of the game prices.
+
+    Returns
+    -------
+    list of Pick
+        In date order (several picks can share a day), with each pick's styles sorted.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is negative or no game has a style.
+    """
+    if n < 0:
+        raise ValueError(f"n must be 0 or more, got {n!r}")
+    rng = random.Random(seed)
+    catalogue = sorted(games, key=lambda game: game.name)
+    styles = sorted({style for game in catalogue for style in game.gameplay})
+    if not styles:
+        raise ValueError("no game has a gameplay style")
+    by_popularity = catalogue[:]
+    rng.shuffle(by_popularity)
+    weights = [1.0 / (rank + 1) ** POPULARITY_SKEW for rank in range(len(by_popularity))]
+    first = datetime.date(year, 1, 1)
+    days = (datetime.date(year + 1, 1, 1) - first).days
+    dates = sorted(first + datetime.timedelta(days=rng.randrange(days)) for _ in range(n))
+    picks = []
+    for when in dates:
+        game = rng.choices(by_popularity, weights)[0]
+        wanted = rng.randint(1, 3)
+        if rng.random() < NOISE:
+            budget = rng.choice(BUDGETS)
+            asked = rng.sample(styles, min(wanted, len(styles)))
+        else:
+            budget = budget_of(game.price, thresholds)
+            if rng.random() < OFF_BUDGET:
+                position = BUDGETS.index(budget)
+                budget = BUDGETS[position + 1 if position == 0 else position - 1]
+            own = sorted(set(game.gameplay))
+            asked = rng.sample(own, min(wanted, len(own)))
+            others = [style for style in styles if style not in own]
+            if others and rng.random() < EXTRA_STYLE:
+                asked.append(rng.choice(others))
+        picks.append(Pick(budget, tuple(sorted(asked)), game.name, when))
+    return picks

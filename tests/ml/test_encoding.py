@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import math
+import pickle
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ml.encoding import multi_hot, one_hot, vocabulary_index
+from ml.encoding import UNKNOWN, Vocabulary, multi_hot, one_hot, vocabulary_index
 
 
 def test_one_hot_puts_a_single_one_in_the_value_column():
@@ -86,3 +87,77 @@ def test_multi_hot_is_one_hot_summed_per_row(rows):
     for row, categories in zip(encoded, rows, strict=True):
         expected = one_hot(sorted(categories), vocabulary).sum(axis=0)
         assert row.tolist() == expected.tolist()
+
+
+# --- Vocabulary -------------------------------------------------------------------------------
+
+
+def test_a_strict_vocabulary_encodes_in_value_order_and_names_unknown_values():
+    vocabulary = Vocabulary(["co-op", "party", "puzzle"])
+    assert vocabulary.values == ("co-op", "party", "puzzle")
+    assert len(vocabulary) == 3 and vocabulary.columns == vocabulary.values
+    assert vocabulary.encode_one_hot("puzzle").tolist() == [0, 0, 1]
+    assert vocabulary.encode_multi_hot(["party", "co-op", "party"]).tolist() == [1, 1, 0]
+    assert vocabulary.encode_multi_hot([]).tolist() == [0, 0, 0]
+    with pytest.raises(ValueError, match="unknown category 'racing'; expected one of 'co-op'"):
+        vocabulary.encode_one_hot("racing")
+    with pytest.raises(ValueError, match="unknown category 'racing'"):
+        vocabulary.encode_multi_hot(["party", "racing"])
+    with pytest.raises(ValueError, match=r"unknown category \['party'\]"):
+        vocabulary.index(["party"])
+
+
+def test_a_catch_all_vocabulary_reserves_column_zero_for_unknown_values():
+    vocabulary = Vocabulary(("co-op", "party"), strict=False)
+    assert len(vocabulary) == 3
+    assert vocabulary.columns == (UNKNOWN, "co-op", "party")
+    assert [vocabulary.index(v) for v in ("co-op", "party", "racing", None)] == [1, 2, 0, 0]
+    assert vocabulary.index(["unhashable"]) == 0
+    assert vocabulary.encode_one_hot("racing").tolist() == [1, 0, 0]
+    assert vocabulary.encode_one_hot("party").tolist() == [0, 0, 1]
+    assert vocabulary.encode_multi_hot(["racing", "horror", "co-op"]).tolist() == [1, 1, 0]
+
+
+def test_catch_all_columns_after_the_first_match_the_strict_encoding():
+    strict, loose = Vocabulary("abc"), Vocabulary("abc", strict=False)
+    for values in (["a"], ["b", "c"], []):
+        assert loose.encode_multi_hot(values)[1:].tolist() == strict.encode_multi_hot(values).tolist()
+
+
+def test_a_vocabulary_refuses_duplicates_emptiness_and_bare_strings():
+    with pytest.raises(ValueError, match="'x' twice"):
+        Vocabulary(("x", "y", "x"))
+    with pytest.raises(ValueError, match="empty"):
+        Vocabulary(())
+    with pytest.raises(ValueError, match="string 'party'"):
+        Vocabulary(("party", "p")).encode_multi_hot("party")
+
+
+def test_a_vocabulary_is_an_immutable_hashable_value():
+    vocabulary = Vocabulary(["a", "b"])
+    assert vocabulary == Vocabulary(("a", "b")) != Vocabulary(("a", "b"), strict=False)
+    assert hash(vocabulary) == hash(Vocabulary(("a", "b")))
+    assert "a" in vocabulary and "z" not in vocabulary and ["a"] not in vocabulary
+    with pytest.raises(AttributeError):
+        vocabulary.strict = False  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(vocabulary)).encode_one_hot("b").tolist() == [0, 1]
+
+
+def test_numbers_match_by_value_in_a_vocabulary_too():
+    vocabulary = Vocabulary(range(1, 13))
+    assert vocabulary.index(3.0) == vocabulary.index(np.int64(3)) == 2
+
+
+@given(st.lists(st.sampled_from("abcdexyz"), max_size=10), st.booleans())
+def test_vocabulary_multi_hot_agrees_with_the_batch_function(values, strict):
+    vocabulary = Vocabulary("abcde", strict=strict)
+    known = [v for v in values if v in "abcde"]
+    if strict and len(known) < len(values):
+        with pytest.raises(ValueError, match="unknown category"):
+            vocabulary.encode_multi_hot(values)
+        return
+    encoded = vocabulary.encode_multi_hot(values)
+    offset = 0 if strict else 1
+    assert encoded[offset:].tolist() == multi_hot([known], list("abcde"))[0].tolist()
+    if not strict:
+        assert encoded[0] == float(len(known) < len(values))

@@ -9,7 +9,10 @@ import pytest
 from ml.evaluation import (
     check_holdout,
     chronological_split,
+    hit_rate_at_k,
     passes_gate,
+    popularity_ranking,
+    precision_at_k,
     regression_metrics,
     same_weekday_last_week,
 )
@@ -121,3 +124,55 @@ def test_check_holdout_refuses_fractions_outside_zero_and_one(holdout):
     with pytest.raises(ValueError, match="holdout must be between 0 and 1"):
         check_holdout(holdout)
     check_holdout(0.5)
+
+
+# --- ranking metrics --------------------------------------------------------------------------
+
+RANKED = [["a", "b", "c"], ["c", "a", "b"], ["b", "c", "a"], ["a", "c"]]
+TRUTHS = ["a", "a", "a", "b"]
+
+
+@pytest.mark.parametrize(("k", "hit_rate"), [(1, 0.25), (2, 0.5), (3, 0.75), (10, 0.75)])
+def test_hit_rate_counts_truths_within_the_first_k(k, hit_rate):
+    assert hit_rate_at_k(RANKED, TRUTHS, k) == hit_rate
+
+
+@pytest.mark.parametrize(("k", "precision"), [(1, 0.25), (2, 0.25), (3, 0.25), (10, 0.075)])
+def test_precision_is_hits_over_k_averaged_even_for_short_lists(k, precision):
+    assert precision_at_k(RANKED, TRUTHS, k) == pytest.approx(precision)
+
+
+def test_ranking_metrics_accept_numpy_rankings():
+    ranked = [np.array(["x", "y"]), np.array(["y", "x"])]
+    assert hit_rate_at_k(ranked, ["x", "x"], 1) == 0.5
+    assert precision_at_k(ranked, ["x", "x"], 2) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("ranked", "truths", "k", "message"),
+    [
+        ([], [], 5, "at least one"),
+        ([["a"]], ["a", "b"], 5, "one ranked list per truth"),
+        ([["a"]], ["a"], 0, "k must be"),
+        ([["a"]], ["a"], 2.0, "k must be"),
+        ([["a"]], ["a"], True, "k must be"),
+    ],
+)
+def test_ranking_metrics_refuse_bad_input(ranked, truths, k, message):
+    with pytest.raises(ValueError, match=message):
+        hit_rate_at_k(ranked, truths, k)
+    with pytest.raises(ValueError, match=message):
+        precision_at_k(ranked, truths, k)
+
+
+def test_popularity_ranks_by_pick_count_then_code_point_name():
+    ranking = popularity_ranking(["b", "Z", "b", "a", "Z"], ["a", "b", "c", "Z", "B"])
+    assert ranking == ["Z", "b", "a", "B", "c"]
+    assert popularity_ranking([], ["b", "a"]) == ["a", "b"]
+
+
+def test_popularity_refuses_unknown_picks_and_repeated_names():
+    with pytest.raises(ValueError, match="not offered: 'x'"):
+        popularity_ranking(["x"], ["a"])
+    with pytest.raises(ValueError, match="repeats 'a'"):
+        popularity_ranking([], ["a", "b", "a"])
