@@ -1,10 +1,12 @@
-"""Live dough prediction vs the same fragment without inference, side by side in one run.
+"""A live-preview endpoint vs the app's bare fragment endpoint, side by side in one run.
 
-``python -m bench.predict [--seconds 5] [--rounds 3] [--workers 2] [--clients 8]``
+``python -m bench.predict [--target dough|games] [--seconds 5] [--rounds 3] [--workers 2]``
 
-Both endpoints go through the whole stack (gunicorn sync workers, session login, CSRF-less GET,
-Jinja block rendering); the only difference is the model call. Rounds alternate the two so
-that machine noise hits both alike. Goal: prediction throughput >= 0.85x the bare fragment's.
+The bare fragment is ``GET /pizzeria/predict`` without a query: the same stack (gunicorn sync
+workers, session login, Jinja block rendering) with no model call. ``dough`` drives the live
+dough prediction; ``games`` the tavern's live top 5 (which also renders five suggestions with
+covers, reasons and pick forms). Rounds alternate so that machine noise hits both alike.
+Goal: the live endpoint's throughput >= 0.85x the bare fragment's.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from pathlib import Path
 from bench.hotswap import Client, Load, instance, percentile
 
 RESULTS = Path(__file__).parent / "results"
-ENDPOINTS = {
-    "bare fragment": lambda rng: "/pizzeria/predict",
-    "prediction": lambda rng: f"/pizzeria/predict?reservations={rng.randrange(60)}",
+BARE = lambda rng: "/pizzeria/predict"  # noqa: E731 - a table of tiny URL makers
+STYLES = ("Action", "Adventure", "Fighting", "Platformer", "Puzzle", "RPG", "Shooter", "Sport")
+TARGETS = {
+    "dough": lambda rng: f"/pizzeria/predict?reservations={rng.randrange(60)}",
+    "games": lambda rng: "/tavern/suggestions?" + "&".join(
+        [f"budget={rng.choice(('cheap', 'standard', 'premium'))}"]
+        + [f"gameplay={style}" for style in rng.sample(STYLES, rng.randint(0, 3))]),
 }
 GOAL = 0.85
 
@@ -37,13 +43,14 @@ def run_phase(clients: list[Client], path, seconds: float) -> dict:
 
 def measure(port: int, args) -> dict:
     """Alternate the two endpoints for ``args.rounds`` rounds; return per-endpoint medians."""
+    endpoints = {"bare fragment": BARE, "prediction": TARGETS[args.target]}
     clients = [Client(port) for _ in range(args.clients)]
     for client in clients:
         client.login()
-    run_phase(clients, ENDPOINTS["prediction"], 1.0)  # warm-up: every worker loads the model
-    rounds = {name: [] for name in ENDPOINTS}
+    run_phase(clients, endpoints["prediction"], 1.0)  # warm-up: every worker loads the model
+    rounds = {name: [] for name in endpoints}
     for _ in range(args.rounds):
-        for name, path in ENDPOINTS.items():
+        for name, path in endpoints.items():
             rounds[name].append(run_phase(clients, path, args.seconds))
     return {name: {key: statistics.median(r[key] for r in results) for key in results[0]}
             for name, results in rounds.items()}
@@ -66,6 +73,7 @@ def report(summary: dict) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write its JSON next to the other results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", choices=sorted(TARGETS), default="dough")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
@@ -77,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = measure(port, args)
     met = report(summary)
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"predict-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out = RESULTS / f"predict-{args.target}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps({"settings": vars(args), "summary": summary}, indent=2))
     print(f"results: {out}")
     return 0 if met else 1

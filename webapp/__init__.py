@@ -96,8 +96,9 @@ def register_blueprints(app: Flask) -> None:
     from webapp.auth import bp as auth_bp
     from webapp.main import bp as main_bp
     from webapp.pizzeria import bp as pizzeria_bp
+    from webapp.tavern import bp as tavern_bp
 
-    for blueprint in (main_bp, auth_bp, admin_bp, pizzeria_bp, api_bp):
+    for blueprint in (main_bp, auth_bp, admin_bp, pizzeria_bp, tavern_bp, api_bp):
         app.register_blueprint(blueprint)
 
 
@@ -127,9 +128,10 @@ def register_cli(app: Flask) -> None:
     from webapp.ml_bridge.cli import models_cli
     from webapp.pizzeria.cli import pizzeria_cli
     from webapp.pizzeria.imports import import_task
+    from webapp.tavern.cli import tavern_cli
 
     register_kinds()
     register_task("retrain", retrain_task)
     register_task("pizzeria-import", import_task)
-    for group in (users_cli, demo_cli, models_cli, jobs_cli, pizzeria_cli):
+    for group in (users_cli, demo_cli, models_cli, jobs_cli, pizzeria_cli, tavern_cli):
         app.cli.add_command(group)

@@ -11,9 +11,9 @@ from tests.e2e.conftest import log_in
 
 # The navigation each role must see, in order (sections appear as their features land).
 EXPECTED_NAV = {
-    "admin": ["Home", "Pizzeria", "Models", "Users"],
-    "staff": ["Home", "Pizzeria"],
-    "host": ["Home", "Pizzeria"],
+    "admin": ["Home", "Pizzeria", "Tavern", "Models", "Users"],
+    "staff": ["Home", "Pizzeria", "Tavern"],
+    "host": ["Home", "Pizzeria", "Tavern"],
 }
 
 

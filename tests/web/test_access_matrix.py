@@ -55,12 +55,42 @@ ACCESS = {
     "pizzeria.nights": ("host", "staff"),
     "pizzeria.nights_create": ("host", "staff"),
     "pizzeria.nights_summary": ("host", "staff"),
+    "tavern.budget_summary": ("host", "staff"),
+    "tavern.budget_update": ("host", "staff"),
+    "tavern.cover": ("host", "staff"),
+    "tavern.cover_remove": ("host", "staff"),
+    "tavern.cover_upload": ("host", "staff"),
+    "tavern.game_active": ("host", "staff"),
+    "tavern.game_create": ("host", "staff"),
+    "tavern.game_delete": ("host", "staff"),
+    "tavern.game_edit": ("host", "staff"),
+    "tavern.game_restore": ("host", "staff"),
+    "tavern.game_row": ("host", "staff"),
+    "tavern.game_update": ("host", "staff"),
+    "tavern.games": ("host", "staff"),
+    "tavern.import_page": ("host", "staff"),
+    "tavern.import_report": ("host", "staff"),
+    "tavern.import_result": ("host", "staff"),
+    "tavern.import_start": ("host", "staff"),
+    "tavern.index": ("host", "staff"),
+    "tavern.static": ("host", "staff"),
+    "tavern.style_create": ("host", "staff"),
+    "tavern.style_delete": ("host", "staff"),
+    "tavern.style_detach": ("host", "staff"),
+    "tavern.style_edit": ("host", "staff"),
+    "tavern.style_rename": ("host", "staff"),
+    "tavern.style_row": ("host", "staff"),
+    "tavern.styles": ("host", "staff"),
     "api.pizzeria_predictions": Token(("host", "staff")),
+    "api.tavern_recommendations": Token(("host", "staff")),
+    "tavern.suggestions": ("host", "staff"),
+    "tavern.record_pick": ("host", "staff"),
 }
 
 # Values for URL arguments, so every rule can be requested.
 SAMPLE_ARGS = {"user_id": 999999, "filename": "app.css", "kind": "dough", "version": "v-none",
-               "night_id": 999999, "batch_id": "0" * 32}
+               "night_id": 999999, "batch_id": "0" * 32, "game_id": 999999, "style_id": 999999,
+               "import_id": "0" * 32, "name": "0" * 32 + ".png"}
 
 
 def all_rules(app):

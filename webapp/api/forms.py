@@ -8,10 +8,14 @@ typed, so the integer field here accepts a JSON integer only (``int()`` would qu
 from __future__ import annotations
 
 from werkzeug.datastructures import MultiDict
-from wtforms import DateField, Form, IntegerField
-from wtforms.validators import NumberRange, StopValidation
+from wtforms import DateField, Field, Form, IntegerField, StringField
+from wtforms.validators import AnyOf, NumberRange, Optional, StopValidation
 
+from ml.games import BUDGETS
 from webapp.pizzeria.forms import MAX_RESERVATIONS
+
+#: Most games one recommendation call may ask for.
+MAX_LIMIT = 50
 
 
 class Present:
@@ -66,3 +70,29 @@ class PredictionRequest(JsonForm):
         invalid_value_message="Must be a whole number, like 15.",
     )
     date = DateField(invalid_value_message="Must be an ISO date, like 2023-05-29.")
+
+
+class JsonStringListField(Field):
+    """A JSON array of strings (an empty array is fine)."""
+
+    def process_formdata(self, valuelist) -> None:
+        """Keep the list when every item is a string; refuse anything else."""
+        if not valuelist:
+            self.data = []
+            return
+        value = valuelist[0]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self.data = []
+            raise ValueError("Must be a list of gameplay style names, like [\"Adventure\"].")
+        self.data = [item.strip() for item in value]
+
+
+class RecommendationRequest(JsonForm):
+    """``{"budget": "premium", "gameplay": ["Adventure"], "limit": 5}``: a party's wishes."""
+
+    budget = StringField(validators=[
+        Present("Send the budget: cheap, standard or premium."),
+        AnyOf(BUDGETS, message="Must be one of cheap, standard, premium.")])
+    gameplay = JsonStringListField()
+    limit = JsonIntegerField(validators=[Optional(), NumberRange(1, MAX_LIMIT)],
+                             invalid_value_message="Must be a whole number from 1 to 50.")

@@ -7,8 +7,9 @@ from flask import jsonify, request
 from webapp.api import bp
 from webapp.api.auth import roles_required
 from webapp.api.errors import json_error
-from webapp.api.forms import PredictionRequest
+from webapp.api.forms import PredictionRequest, RecommendationRequest
 from webapp.ml_bridge import dough as dough_bridge
+from webapp.ml_bridge import games as games_bridge
 
 INVALID = "Some of what was sent is not valid."
 
@@ -36,4 +37,28 @@ def pizzeria_predictions():
         estimate=prediction.estimate,
         typical_error=prediction.typical_error,
         model={"kind": "dough", "version": prediction.version, "type": prediction.model_type},
+    )
+
+
+@bp.post("/tavern/recommendations")
+@roles_required("host", "staff")
+def tavern_recommendations():
+    """The best games for a party's budget and gameplay styles (503 until a model is trained)."""
+    payload = json_object()
+    if payload is None:
+        return json_error(422, 'Send a JSON object with Content-Type: application/json, like '
+                               '{"budget": "premium", "gameplay": ["Adventure"]}.', fields={})
+    form = RecommendationRequest.from_json(payload)
+    if not form.validate():
+        return json_error(422, INVALID, fields=form.errors)
+    unknown = games_bridge.unknown_styles(form.gameplay.data)
+    if unknown:
+        return json_error(422, INVALID, fields={"gameplay": [
+            f"Unknown gameplay style: {name}." for name in unknown]})
+    suggestions, version = games_bridge.recommend(form.budget.data, tuple(form.gameplay.data),
+                                                  form.limit.data or 5)
+    return jsonify(
+        games=[{"name": s.name, "score": round(s.score, 4), "reasons": list(s.reasons)}
+               for s in suggestions],
+        model={"kind": "games", "version": version},
     )

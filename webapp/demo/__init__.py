@@ -57,3 +57,9 @@ def load_command() -> None:
     added = load_demo_nights()
     click.echo(f"Pizzeria: {added} nights added (the reference week and a generated 2023).")
     click.echo(f"Dough model: {train_if_untrained('dough')}")
+    from webapp.demo.tavern import load_demo_picks
+    from webapp.tavern.demo import load_demo_games
+
+    click.echo(f"Tavern: {load_demo_games()} games added (the reference catalogue), "
+               f"{load_demo_picks()} synthetic picks added.")
+    click.echo(f"Games model: {train_if_untrained('games')}")

@@ -167,9 +167,10 @@ def retrain_task(progress, kind: str, trained_by: str | None = None, **params) -
 
 def register_kinds() -> None:
     """Register every model kind Curate has (called by create_app)."""
-    from webapp.ml_bridge import dough
+    from webapp.ml_bridge import dough, games
 
     register_kind(dough.SPEC)
+    register_kind(games.SPEC)
 
 
 __all__ = ["KINDS", "KindSpec", "ModelUnavailable", "Served", "get_spec", "holder",

@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import String, false, func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.auth.models import utcnow
 from webapp.extensions import db
+from webapp.singletons import singleton_row
 
 
 class Night(db.Model):
@@ -56,24 +55,12 @@ class PizzeriaSettings(db.Model):
                          if item.strip())
 
 
-DEFAULT_SETTINGS = {"id": 1, "excluded_weekdays": "4,5", "dough_items": "pizza"}
+DEFAULT_SETTINGS = {"excluded_weekdays": "4,5", "dough_items": "pizza"}
 
 
 def pizzeria_settings() -> PizzeriaSettings:
-    """The settings row, created with the defaults on first use.
-
-    Two threads or workers may ask at once (a request and a retrain job): the row is created
-    with INSERT … ON CONFLICT DO NOTHING, so the slower one finds it instead of failing.
-    """
-    settings = db.session.get(PizzeriaSettings, 1)
-    if settings is None:
-        dialect = db.engine.dialect.name
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        db.session.execute(insert(PizzeriaSettings.__table__).values(**DEFAULT_SETTINGS)
-                           .on_conflict_do_nothing(index_elements=["id"]))
-        db.session.commit()
-        settings = db.session.get(PizzeriaSettings, 1)
-    return settings
+    """The settings row, created with the defaults on first use (race-free)."""
+    return singleton_row(PizzeriaSettings, DEFAULT_SETTINGS)
 
 
 def night_rows():

@@ -1,0 +1,119 @@
+"""The tavern's front desk: live suggestions, picks, and the recommendations API."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from webapp.extensions import db
+from webapp.tavern.models import Game, GamePick
+
+
+@pytest.fixture
+def demo(app, runner):
+    result = runner.invoke(args=["demo", "load"])
+    assert result.exit_code == 0, result.output
+    assert "Games model: version" in result.output
+
+
+def test_empty_state_without_games_or_model(htmx_client, auth):
+    auth.login("host")
+    response = htmx_client.get("/tavern/suggestions?budget=cheap")
+    assert response.status_code == 200
+    assert b"games model not trained yet" in response.data
+
+
+def test_ticking_styles_changes_the_top_5(htmx_client, auth, demo):
+    auth.login("host")
+    adventure = htmx_client.get("/tavern/suggestions?budget=premium&gameplay=Adventure&gameplay=RPG")
+    assert adventure.status_code == 200 and b"<html" not in adventure.data
+    assert adventure.data.count(b'class="suggestion"') == 5
+    assert b"matches" in adventure.data and b"% match" in adventure.data
+    sport = htmx_client.get("/tavern/suggestions?budget=cheap&gameplay=Sport")
+    assert sport.data.count(b'class="suggestion"') == 5
+    assert sport.data != adventure.data
+
+
+def test_unknown_style_or_budget_does_not_break_the_page(htmx_client, auth, demo):
+    auth.login("host")
+    response = htmx_client.get("/tavern/suggestions?budget=royal&gameplay=Knitting")
+    assert response.status_code == 200
+    assert b"Not used until the model is retrained: Knitting" in response.data
+    assert b"for a standard budget" in response.data
+
+
+def test_without_javascript_the_form_submits_to_the_page(client, auth, demo):
+    auth.login("staff")
+    page = client.get("/tavern/?budget=premium&gameplay=Adventure")
+    assert page.status_code == 200 and b"<html" in page.data
+    assert page.data.count(b'class="suggestion"') == 5 and b"<noscript>" in page.data
+
+
+def test_recording_a_pick_stores_query_and_suggestions(app, htmx_client, auth, demo):
+    auth.login("host")
+    with app.app_context():
+        game = db.session.scalar(select(Game).where(Game.name == "Elden Ring"))
+    response = htmx_client.post("/tavern/picks", data={
+        "game_id": str(game.id), "budget": "premium", "gameplay": "Adventure|RPG",
+        "suggested": "Elden Ring|Metroid Prime", "model_version": "v1"})
+    assert response.status_code == 200
+    assert b"Recorded: they picked Elden Ring." in response.data
+    with app.app_context():
+        pick = db.session.scalar(select(GamePick).where(GamePick.synthetic.is_(False)))
+        assert (pick.game_name, pick.budget, pick.gameplay, pick.suggested, pick.created_by) == (
+            "Elden Ring", "premium", ["Adventure", "RPG"], ["Elden Ring", "Metroid Prime"],
+            "test-host")
+
+
+@pytest.mark.parametrize("data", [
+    {"budget": "premium"},
+    {"game_id": "424242", "budget": "premium"},
+    {"game_id": "1", "budget": "royal"},
+])
+def test_bad_picks_are_refused_with_422(app, htmx_client, auth, demo, data):
+    auth.login("host")
+    response = htmx_client.post("/tavern/picks", data=data)
+    assert response.status_code == 422
+    assert response.headers["HX-Retarget"] == "#flash"
+    with app.app_context():
+        assert db.session.scalar(select(GamePick).where(GamePick.synthetic.is_(False))) is None
+
+
+def token_for(runner, auth, role: str) -> str:
+    username = auth.ensure_user(role)
+    result = runner.invoke(args=["users", "token", username])
+    assert result.exit_code == 0, result.output
+    return [line for line in result.output.split() if len(line) > 30][-1]
+
+
+def test_recommendations_api(client, runner, auth, demo):
+    token = token_for(runner, auth, "host")
+    headers = {"Authorization": f"Bearer {token}"}
+    response = client.post("/api/v1/tavern/recommendations", headers=headers,
+                           json={"budget": "premium", "gameplay": ["Adventure"], "limit": 3})
+    assert response.status_code == 200, response.json
+    body = response.json
+    assert len(body["games"]) == 3 and body["model"]["kind"] == "games"
+    assert {"name", "score", "reasons"} <= set(body["games"][0])
+    assert "Set-Cookie" not in response.headers
+
+
+@pytest.mark.parametrize(("payload", "field", "message"), [
+    ({"budget": "premium", "gameplay": ["Knitting"]}, "gameplay", "Unknown gameplay style: Knitting."),
+    ({"budget": "premium", "limit": 0}, "limit", "Number must be between 1 and 50."),
+    ({"budget": "premium", "limit": 51}, "limit", "Number must be between 1 and 50."),
+    ({"budget": "royal"}, "budget", "Must be one of cheap, standard, premium."),
+    ({"gameplay": ["Adventure"]}, "budget", "Send the budget: cheap, standard or premium."),
+    ({"budget": "cheap", "gameplay": "Adventure"}, "gameplay", "Must be a list of gameplay"),
+])
+def test_recommendations_api_rejects_bad_bodies(client, runner, auth, demo, payload, field,
+                                                message):
+    token = token_for(runner, auth, "staff")
+    response = client.post("/api/v1/tavern/recommendations", json=payload,
+                           headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 422
+    assert any(message in text for text in response.json["error"]["fields"][field])
+
+
+def test_recommendations_api_needs_a_token(client):
+    assert client.post("/api/v1/tavern/recommendations", json={"budget": "cheap"}).status_code == 401

@@ -1,0 +1,90 @@
+"""The tavern's front desk: live game suggestions, and recording what the party picked."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ml.games import BUDGETS
+from webapp.extensions import db
+from webapp.htmx import render_page_or_block, trigger, wants_fragment
+from webapp.ml_bridge import ModelUnavailable
+from webapp.ml_bridge import games as games_bridge
+from webapp.tavern import bp
+from webapp.tavern.forms_suggest import PickForm, SuggestForm
+from webapp.tavern.models import Game, GamePick
+
+TEMPLATE = "tavern/index.html"
+
+
+def suggestion_context(form: SuggestForm) -> dict:
+    """The suggestions for the party's choices, or why there are none."""
+    budget = form.budget.data if form.budget.data in BUDGETS else "standard"
+    gameplay = tuple(form.gameplay.data or ())
+    try:
+        unknown = games_bridge.unknown_styles(gameplay)
+        known = tuple(name for name in gameplay if name not in unknown)
+        suggestions, version = games_bridge.recommend(budget, known)
+    except ModelUnavailable as error:
+        return {"suggestions": [], "unavailable": str(error), "version": None, "unknown": []}
+    # Plain columns, not Game entities: the live list runs at every tick and needs no
+    # relationships (loading entities tripled the request's time).
+    games = {row.name: row for row in db.session.execute(
+        select(Game.id, Game.name, Game.console, Game.price_per_hour, Game.cover_filename)
+        .where(Game.name.in_([s.name for s in suggestions])))}
+    return {"suggestions": [(s, games.get(s.name)) for s in suggestions], "version": version,
+            "unavailable": None, "unknown": unknown, "budget": budget, "gameplay": known}
+
+
+def page(form: SuggestForm, status: int = 200, block: str = "suggestions", **extra):
+    """The front desk page, or one of its blocks for htmx."""
+    context = {"form": form, **suggestion_context(form)}
+    if not wants_fragment() or block != "suggestions":
+        form.offer_styles()
+        context["recent_picks"] = recent_picks()
+        context["catalogue"] = db.session.execute(
+            select(Game.id, Game.name).where(Game.active).order_by(Game.name)).all()
+    return render_page_or_block(TEMPLATE, block, status=status, **context, **extra)
+
+
+def recent_picks(limit: int = 8) -> list[GamePick]:
+    """The latest real (not synthetic) picks, newest first."""
+    query = (select(GamePick).where(GamePick.synthetic.is_(False))
+             .order_by(GamePick.created_at.desc(), GamePick.id.desc()).limit(limit))
+    return list(db.session.scalars(query))
+
+
+@bp.route("/")
+def index():
+    """Budget and gameplay styles in, the top 5 games out, updated at every tick."""
+    return page(SuggestForm(request.args))
+
+
+@bp.route("/suggestions")
+def suggestions():
+    """The live top-5 fragment (the whole page without JavaScript)."""
+    return page(SuggestForm(request.args))
+
+
+@bp.route("/picks", methods=["POST"])
+def record_pick():
+    """Store what the party picked, with what they asked for and what was suggested."""
+    form = PickForm()
+    if not form.validate_on_submit():
+        abort(422, "The pick could not be recorded: " + "; ".join(
+            f"{name}: {', '.join(errors)}" for name, errors in form.errors.items()))
+    game = db.session.get(Game, form.game_id.data)
+    if game is None:
+        abort(422, "The pick could not be recorded: that game is not in the catalogue.")
+    db.session.add(GamePick(
+        created_by=current_user.username, budget=form.budget.data,
+        gameplay=[name for name in form.gameplay.data.split("|") if name],
+        suggested=[name for name in form.suggested.data.split("|") if name],
+        game_id=game.id, game_name=game.name, model_version=form.model_version.data or None))
+    db.session.commit()
+    if not wants_fragment():
+        flash(f"Recorded: they picked {game.name}.", "success")
+        return redirect(url_for("tavern.index", budget=form.budget.data), code=303)
+    response = page(SuggestForm(request.form), block="picks", picked=game.name)
+    return trigger(response, "picks-changed")
