@@ -16,6 +16,7 @@ from werkzeug.test import encode_multipart
 from tests.support import wait_for_job
 from webapp import PROJECT_ROOT, create_app
 from webapp.auth.models import utcnow
+from webapp.csv_import import neutralise, report_csv, sniff_delimiter
 from webapp.extensions import db
 from webapp.jobs.models import Job
 from webapp.pizzeria.import_models import ImportBatch, ImportFile, get_batch
@@ -24,12 +25,9 @@ from webapp.pizzeria.imports import (
     ImportFileError,
     NightRow,
     apply_plan,
-    neutralise,
     parse_exports,
     parse_nightly,
     plan_import,
-    report_csv,
-    sniff_delimiter,
 )
 from webapp.pizzeria.models import Night, PizzeriaSettings
 

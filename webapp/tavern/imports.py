@@ -33,8 +33,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from webapp.auth.models import utcnow
-from webapp.extensions import db
-from webapp.pizzeria.imports import (
+from webapp.csv_import import (
     Reject,
     decode,
     normalise_name,
@@ -42,6 +41,7 @@ from webapp.pizzeria.imports import (
     report_csv,
     sniff_delimiter,
 )
+from webapp.extensions import db
 from webapp.tavern.models import (
     CONSOLE_MAX,
     GAME_NAME_MAX,
