@@ -117,3 +117,28 @@ def test_recommendations_api_rejects_bad_bodies(client, runner, auth, demo, payl
 
 def test_recommendations_api_needs_a_token(client):
     assert client.post("/api/v1/tavern/recommendations", json={"budget": "cheap"}).status_code == 401
+
+
+def test_the_live_list_carries_the_csrf_token_only_without_javascript(client, htmx_client, auth,
+                                                                        demo):
+    auth.login("host")
+    fragment = htmx_client.get("/tavern/suggestions?budget=premium&gameplay=RPG")
+    assert b'name="csrf_token"' not in fragment.data  # htmx sends the page's X-CSRFToken header
+    page = client.get("/tavern/?budget=premium&gameplay=RPG")
+    suggestions = page.data[page.data.index(b'id="suggestions"'):]
+    assert b'name="csrf_token"' in suggestions
+
+
+def test_cards_are_cached_for_the_check_interval_then_reloaded(app, demo, monkeypatch):
+    from webapp.tavern import cards as cards_module
+
+    with app.test_request_context():
+        cache = cards_module.CardCache(max_age=60)
+        assert cache.cards(["Elden Ring", "No Such Game"])["Elden Ring"].price_text == "31.99"
+        db.session.execute(Game.__table__.update().where(Game.name == "Elden Ring")
+                           .values(price_per_hour=30))
+        db.session.commit()
+        assert cache.cards(["Elden Ring"])["Elden Ring"].price_text == "31.99"  # still fresh
+        clock = iter([10_000.0, 10_000.0])
+        monkeypatch.setattr(cards_module.time, "monotonic", lambda: next(clock))
+        assert cache.cards(["Elden Ring"])["Elden Ring"].price_text == "30.00"  # aged out

@@ -12,6 +12,7 @@ from webapp.htmx import render_page_or_block, trigger, wants_fragment
 from webapp.ml_bridge import ModelUnavailable
 from webapp.ml_bridge import games as games_bridge
 from webapp.tavern import bp
+from webapp.tavern.cards import cards
 from webapp.tavern.forms_suggest import PickForm, SuggestForm
 from webapp.tavern.models import Game, GamePick
 
@@ -28,19 +29,18 @@ def suggestion_context(form: SuggestForm) -> dict:
         suggestions, version = games_bridge.recommend(budget, known)
     except ModelUnavailable as error:
         return {"suggestions": [], "unavailable": str(error), "version": None, "unknown": []}
-    # Plain columns, not Game entities: the live list runs at every tick and needs no
-    # relationships (loading entities tripled the request's time).
-    games = {row.name: row for row in db.session.execute(
-        select(Game.id, Game.name, Game.console, Game.price_per_hour, Game.cover_filename)
-        .where(Game.name.in_([s.name for s in suggestions])))}
-    return {"suggestions": [(s, games.get(s.name)) for s in suggestions], "version": version,
+    shown = cards([s.name for s in suggestions])
+    return {"suggestions": [(s, shown.get(s.name)) for s in suggestions], "version": version,
             "unavailable": None, "unknown": unknown, "budget": budget, "gameplay": known}
 
 
 def page(form: SuggestForm, status: int = 200, block: str = "suggestions", **extra):
     """The front desk page, or one of its blocks for htmx."""
     context = {"form": form, **suggestion_context(form)}
-    if not wants_fragment() or block != "suggestions":
+    # The live list's own posts carry the page's CSRF header (hx-headers on <body>); only the
+    # page without JavaScript needs the token inside the list's form.
+    context["whole_page"] = not wants_fragment()
+    if context["whole_page"] or block != "suggestions":
         form.offer_styles()
         context["recent_picks"] = recent_picks()
         context["catalogue"] = db.session.execute(
