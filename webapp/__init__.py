@@ -94,11 +94,12 @@ def register_blueprints(app: Flask) -> None:
     from webapp.admin import bp as admin_bp
     from webapp.api import bp as api_bp
     from webapp.auth import bp as auth_bp
+    from webapp.gifts import bp as gifts_bp
     from webapp.main import bp as main_bp
     from webapp.pizzeria import bp as pizzeria_bp
     from webapp.tavern import bp as tavern_bp
 
-    for blueprint in (main_bp, auth_bp, admin_bp, pizzeria_bp, tavern_bp, api_bp):
+    for blueprint in (main_bp, auth_bp, admin_bp, pizzeria_bp, tavern_bp, gifts_bp, api_bp):
         app.register_blueprint(blueprint)
 
 
@@ -122,6 +123,8 @@ def register_cli(app: Flask) -> None:
     """``flask users``, ``flask demo``, ``flask models``, ``flask jobs``; model kinds and tasks."""
     from webapp.auth.cli import users_cli
     from webapp.demo import demo_cli
+    from webapp.gifts.cli import gifts_cli
+    from webapp.gifts.tasks import register_gifts_tasks
     from webapp.jobs.runner import register_task
     from webapp.jobs.worker import jobs_cli
     from webapp.ml_bridge import register_kinds, retrain_task
@@ -133,5 +136,7 @@ def register_cli(app: Flask) -> None:
     register_kinds()
     register_task("retrain", retrain_task)
     register_task("pizzeria-import", import_task)
-    for group in (users_cli, demo_cli, models_cli, jobs_cli, pizzeria_cli, tavern_cli):
+    register_gifts_tasks()
+    for group in (users_cli, demo_cli, models_cli, jobs_cli, pizzeria_cli, tavern_cli,
+                  gifts_cli):
         app.cli.add_command(group)

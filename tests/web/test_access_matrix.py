@@ -90,7 +90,9 @@ ACCESS = {
 # Values for URL arguments, so every rule can be requested.
 SAMPLE_ARGS = {"user_id": 999999, "filename": "app.css", "kind": "dough", "version": "v-none",
                "night_id": 999999, "batch_id": "0" * 32, "game_id": 999999, "style_id": 999999,
-               "import_id": "0" * 32, "name": "0" * 32 + ".png"}
+               "import_id": "0" * 32, "name": "0" * 32 + ".png", "item_id": 999999,
+               "rule_id": 999999, "group_id": 999999, "label_id": 999999, "profile_id": 999999,
+               "decision_id": 999999}
 
 
 def all_rules(app):
