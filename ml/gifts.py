@@ -1,0 +1,359 @@
+"""Gift proposals: three different bundles of labelled items for a client's brief.
+
+A **brief** asks for an occasion, a budget per recipient (min–max), themes to cover and things
+to exclude. Every proposed **bundle** must:
+
+- cost between the budget's min and max per recipient;
+- hold no excluded item (an exclusion names a label, ``theme:sweets``, a bare label name,
+  ``sweets``, or an attribute, ``perishable``);
+- cover every requested theme (a theme is covered by an item with that label, or, for the
+  themes ``local`` and ``sustainability``, by an item with that attribute);
+- hold at most one item per category;
+- share no item with the other bundles except locked ones (the diversity rule).
+
+**Scoring.** Each item gets a cold-start score from the brief (:func:`cold_score`): matching
+themes count most, then the occasion label, then past use for the occasion. Once a learned model
+exists (:class:`LearnedScorer`), its normalised score is added with a configurable weight.
+
+**Assembly** (:func:`propose`) is a small greedy optimisation, documented so staff can predict
+it: (1) locked items go in first; (2) each uncovered theme takes the best-scoring affordable item
+that covers it, rarest theme first; (3) the bundle is filled with the best remaining items while
+they fit the budget, up to ``max_items``; (4) when it is still under the minimum, quantities of
+the best items are raised (up to ``max_quantity``) while they fit. Bundles after the first may not
+reuse an earlier bundle's items. When no bundle is feasible, :func:`explain_infeasible` says
+why in one sentence ("no item under 5.00 matches 'coffee'").
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+#: Themes that an item's attribute covers as well as a label does.
+ATTRIBUTE_THEMES = {"local": "local", "sustainability": "sustainable"}
+#: Attributes a brief may exclude.
+EXCLUDABLE_ATTRIBUTES = ("perishable", "local", "sustainable", "brandable")
+THEME_WEIGHT = 3.0
+OCCASION_WEIGHT = 1.5
+PAST_USE_WEIGHT = 0.5
+BUNDLES = 3
+MAX_ITEMS = 5
+MAX_QUANTITY = 3
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An item that may go into a gift, as plain data.
+
+    ``labels`` are qualified (``theme:coffee``); ``attributes`` the true ones (``local``…);
+    ``past_uses`` counts the past gifts that used the item, by occasion.
+    """
+
+    id: int
+    name: str
+    vendor: str
+    category: str
+    price: float
+    labels: frozenset[str] = frozenset()
+    attributes: frozenset[str] = frozenset()
+    past_uses: Mapping[str, int] = field(default_factory=dict)
+    #: The themes the item covers (labels and attributes), computed once: proposals ask
+    #: for every item of the catalogue on every keystroke.
+    themes: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        themes = set(self.label_names("theme"))
+        themes.update(theme for theme, attribute in ATTRIBUTE_THEMES.items()
+                      if attribute in self.attributes)
+        object.__setattr__(self, "themes", frozenset(themes))
+
+    def label_names(self, group: str) -> set[str]:
+        """The item's labels of ``group``, without the group prefix."""
+        prefix = f"{group}:"
+        return {label[len(prefix):] for label in self.labels if label.startswith(prefix)}
+
+    def covers(self, theme: str) -> bool:
+        """True when the item counts for ``theme``."""
+        return theme in self.themes
+
+
+@dataclass(frozen=True)
+class Brief:
+    """What a client asks for. Budgets are per recipient."""
+
+    occasion: str | None
+    budget_min: float
+    budget_max: float
+    recipients: int = 1
+    themes: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    industry: str | None = None
+    #: Items the client received before (when staff ask to avoid repeats) or swapped out.
+    avoid: frozenset[int] = frozenset()
+    #: Items staff locked into the first bundle.
+    locked: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.budget_min) and math.isfinite(self.budget_max)):
+            raise ValueError("the budget must be a number")
+        if self.budget_min < 0 or self.budget_max <= 0 or self.budget_min > self.budget_max:
+            raise ValueError("the budget must satisfy 0 <= min <= max and max > 0")
+        if self.recipients < 1:
+            raise ValueError("there must be at least one recipient")
+
+
+@dataclass(frozen=True)
+class BundleItem:
+    """One line of a bundle."""
+
+    item: Candidate
+    quantity: int
+    reasons: tuple[str, ...]
+
+    @property
+    def cost(self) -> float:
+        """The line's cost per recipient."""
+        return self.item.price * self.quantity
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A proposed gift: its lines, cost per recipient, and why it fits."""
+
+    lines: tuple[BundleItem, ...]
+    reasons: tuple[str, ...]
+
+    @property
+    def cost(self) -> float:
+        """The cost per recipient (format it to the cent for display)."""
+        return sum(line.cost for line in self.lines)
+
+    @property
+    def item_ids(self) -> frozenset[int]:
+        """The ids of the bundle's items."""
+        return frozenset(line.item.id for line in self.lines)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """Up to three bundles, and one sentence about them (or about why there are none)."""
+
+    bundles: tuple[Bundle, ...]
+    explanation: str
+
+
+def is_excluded(candidate: Candidate, exclude: Iterable[str]) -> bool:
+    """True when an exclusion names one of the item's labels or attributes."""
+    plain = {label.partition(":")[2] for label in candidate.labels}
+    return any(word in candidate.labels or word in plain or word in candidate.attributes
+               for word in exclude)
+
+
+def cold_score(candidate: Candidate, brief: Brief) -> tuple[float, tuple[str, ...]]:
+    """The item's score for the brief from its labels alone, with the reasons behind it."""
+    score, reasons = 0.0, []
+    themes = [theme for theme in brief.themes if theme in candidate.themes]
+    if themes:
+        score += THEME_WEIGHT * len(themes)
+        reasons.append("theme: " + ", ".join(themes))
+    if "local" in candidate.attributes:
+        reasons.append("local vendor")
+    if "sustainable" in candidate.attributes and "sustainability" not in themes:
+        reasons.append("sustainable")
+    if brief.occasion and brief.occasion in candidate.label_names("occasion"):
+        score += OCCASION_WEIGHT
+        reasons.append(f"suits {brief.occasion}")
+    uses = candidate.past_uses.get(brief.occasion or "", 0)
+    if uses:
+        score += PAST_USE_WEIGHT * math.log1p(uses)
+        gifts = "gift" if uses == 1 else "gifts"
+        reasons.append(f"{uses} past {brief.occasion} {gifts} used it")
+    return score, tuple(reasons)
+
+
+def rank(candidates: Iterable[Candidate], brief: Brief,
+         learned: Mapping[int, float] | None = None,
+         learned_weight: float = 0.0) -> list[tuple[float, Candidate, tuple[str, ...]]]:
+    """Eligible items, best first, with their scores and reasons.
+
+    Eligible: not excluded, not to be avoided, and affordable within the budget's max.
+    ``learned`` maps item ids to a model's score in [0, 1]; it adds ``learned_weight`` times
+    that score. Ties go to the cheaper item, then the lower id, so the order is stable.
+    """
+    ranked = []
+    for candidate in candidates:
+        if (candidate.id in brief.avoid and candidate.id not in brief.locked) \
+                or candidate.price > brief.budget_max or is_excluded(candidate, brief.exclude):
+            continue
+        score, reasons = cold_score(candidate, brief)
+        if learned and learned_weight:
+            boost = learned.get(candidate.id, 0.0)
+            if boost > 0:
+                score += learned_weight * boost
+                reasons += (f"model: {boost:.0%} like past gifts",)
+        ranked.append((score, candidate, reasons))
+    ranked.sort(key=lambda entry: (-entry[0], entry[1].price, entry[1].id))
+    return ranked
+
+
+class _Builder:
+    """One bundle under construction."""
+
+    def __init__(self, brief: Brief, max_items: int) -> None:
+        self.brief, self.max_items = brief, max_items
+        self.lines: list[list] = []  # [candidate, quantity, reasons]
+
+    @property
+    def cost(self) -> float:
+        return sum(candidate.price * quantity for candidate, quantity, _ in self.lines)
+
+    @property
+    def categories(self) -> set[str]:
+        return {candidate.category for candidate, _, _ in self.lines}
+
+    def uncovered(self) -> list[str]:
+        return [theme for theme in self.brief.themes
+                if not any(candidate.covers(theme) for candidate, _, _ in self.lines)]
+
+    def fits(self, candidate: Candidate, reserve: float = 0.0) -> bool:
+        return (len(self.lines) < self.max_items and candidate.category not in self.categories
+                and self.cost + candidate.price + reserve <= self.brief.budget_max + 1e-9)
+
+    def add(self, candidate: Candidate, reasons: tuple[str, ...]) -> None:
+        self.lines.append([candidate, 1, reasons])
+
+
+def _cheapest_cover(theme: str, pool: Sequence) -> float:
+    prices = [candidate.price for _, candidate, _ in pool if candidate.covers(theme)]
+    return min(prices, default=math.inf)
+
+
+def _build(pool: Sequence, brief: Brief, banned: set[int], locked: Sequence,
+           max_items: int, max_quantity: int) -> Bundle | None:
+    """Assemble one bundle from ``pool`` (ranked) or return None when it cannot fit the brief."""
+    builder = _Builder(brief, max_items)
+    for _, candidate, reasons in locked:
+        builder.add(candidate, reasons + ("locked by staff",))
+    taken = builder_ids(builder)
+    usable = [entry for entry in pool if entry[1].id not in banned and entry[1].id not in taken]
+    cheapest = {theme: _cheapest_cover(theme, usable) for theme in brief.themes}
+    # Rarest theme first: it has the fewest items that can cover it.
+    themes = sorted(builder.uncovered(),
+                    key=lambda t: sum(1 for _, c, _ in usable if c.covers(t)))
+    for theme in themes:
+        if theme not in builder.uncovered():
+            continue  # an item picked for an earlier theme covers this one too
+        others = [t for t in builder.uncovered() if t != theme]
+        reserve = sum(cheapest[t] for t in others)
+        reserve = reserve if math.isfinite(reserve) else 0.0
+        taken = builder_ids(builder)
+        pick = next((entry for entry in usable if entry[1].covers(theme)
+                     and entry[1].id not in taken and builder.fits(entry[1], reserve)), None)
+        if pick is None:
+            return None
+        builder.add(pick[1], pick[2])
+    taken = builder_ids(builder)
+    for _, candidate, reasons in usable:
+        if len(builder.lines) >= max_items:
+            break
+        if candidate.id not in taken and builder.fits(candidate):
+            builder.add(candidate, reasons)
+            taken.add(candidate.id)
+    _raise_quantities(builder, max_quantity)
+    if builder.uncovered() or not builder.lines \
+            or builder.cost < brief.budget_min - 1e-9 or builder.cost > brief.budget_max + 1e-9:
+        return None
+    lines = tuple(BundleItem(candidate, quantity, reasons or ("fills the budget",))
+                  for candidate, quantity, reasons in builder.lines)
+    return Bundle(lines, _bundle_reasons(lines, brief))
+
+
+def builder_ids(builder: _Builder) -> set[int]:
+    """The ids already in the bundle under construction."""
+    return {candidate.id for candidate, _, _ in builder.lines}
+
+
+def _raise_quantities(builder: _Builder, max_quantity: int) -> None:
+    """Reach the budget's minimum by giving more of the best items, within the maximum."""
+    brief = builder.brief
+    while builder.cost < brief.budget_min - 1e-9:
+        line = next((line for line in builder.lines if line[1] < max_quantity
+                     and builder.cost + line[0].price <= brief.budget_max + 1e-9), None)
+        if line is None:
+            return
+        line[1] += 1
+
+
+def _bundle_reasons(lines: Sequence[BundleItem], brief: Brief) -> tuple[str, ...]:
+    cost = sum(line.cost for line in lines)
+    reasons = [f"{cost:.2f} per recipient, within {brief.budget_min:.2f}–{brief.budget_max:.2f}"]
+    if brief.themes:
+        reasons.append("covers " + ", ".join(brief.themes))
+    if brief.exclude:
+        reasons.append("nothing " + ", ".join(brief.exclude))
+    return tuple(reasons)
+
+
+def propose(candidates: Iterable[Candidate], brief: Brief, *,
+            learned: Mapping[int, float] | None = None, learned_weight: float = 0.0,
+            bundles: int = BUNDLES, max_items: int = MAX_ITEMS,
+            max_quantity: int = MAX_QUANTITY) -> Proposal:
+    """Up to ``bundles`` different bundles for ``brief`` (see the module docstring)."""
+    candidates = list(candidates)
+    pool = rank(candidates, brief, learned, learned_weight)
+    by_id = {entry[1].id: entry for entry in pool}
+    locked = [by_id[item_id] for item_id in brief.locked if item_id in by_id]
+    made: list[Bundle] = []
+    banned: set[int] = set()
+    for index in range(bundles):
+        bundle = _build(pool, brief, banned, locked if index == 0 else [],
+                        max_items, max_quantity)
+        if bundle is None:
+            break
+        made.append(bundle)
+        banned |= bundle.item_ids
+    if not made:
+        return Proposal((), explain_infeasible(candidates, brief))
+    count = "three different bundles" if len(made) == 3 else (
+        f"{len(made)} bundle{'s' if len(made) > 1 else ''} (no more fit without reusing items)")
+    return Proposal(tuple(made), f"{count} for {_describe(brief)}.")
+
+
+def _describe(brief: Brief) -> str:
+    parts = [f"{brief.budget_min:.2f}–{brief.budget_max:.2f} per recipient"]
+    if brief.occasion:
+        parts.insert(0, brief.occasion)
+    if brief.themes:
+        parts.append("themes " + ", ".join(brief.themes))
+    return "; ".join(parts)
+
+
+def explain_infeasible(candidates: Sequence[Candidate], brief: Brief) -> str:
+    """One plain sentence on why no bundle fits the brief."""
+    allowed = [c for c in candidates if not is_excluded(c, brief.exclude)
+               and (c.id not in brief.avoid or c.id in brief.locked)]
+    if not candidates:
+        return "The catalogue has no items yet."
+    if not allowed:
+        return "Every item is excluded by " + ", ".join(brief.exclude) + "."
+    for theme in brief.themes:
+        matching = [c for c in allowed if c.covers(theme)]
+        if not matching:
+            return f"No item matches '{theme}' once the exclusions are applied."
+        if min(c.price for c in matching) > brief.budget_max:
+            return f"No item under {brief.budget_max:.2f} matches '{theme}'."
+    if min(c.price for c in allowed) > brief.budget_max:
+        return f"No item costs {brief.budget_max:.2f} or less."
+    if brief.themes:
+        return ("The requested themes cannot all be covered together within "
+                f"{brief.budget_min:.2f}–{brief.budget_max:.2f} with one item per category.")
+    return (f"No combination of items (one per category, up to {MAX_ITEMS}) reaches "
+            f"{brief.budget_min:.2f} without going over {brief.budget_max:.2f}.")
+
+
+def popularity(gifts: Iterable[Iterable[int]]) -> list[int]:
+    """Item ids by how many past gifts used them, most used first (ties: lower id first)."""
+    counts = Counter(item for gift in gifts for item in set(gift))
+    return [item for item, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
