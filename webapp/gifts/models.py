@@ -334,3 +334,111 @@ def gifts_settings() -> GiftsSettings:
     return singleton_row(GiftsSettings, {"min_labels_per_label": DEFAULT_MIN_LABELS,
                                          "queue_order": "uncertain",
                                          "random_share": DEFAULT_RANDOM_SHARE})
+
+
+# --- Clients and gifts (the recommendations' history) -----------------------------------------
+
+#: A gift's life: drafted by staff, proposed to the client, then sent or declined.
+GIFT_STATUSES = ("draft", "proposed", "sent", "declined")
+
+
+class Client(db.Model):
+    """A company that orders gifts."""
+
+    __tablename__ = "gifts_client"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name_key: Mapped[str] = mapped_column(String(200 * KEY_FACTOR), unique=True)
+    industry: Mapped[str] = mapped_column(String(80), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    #: True for clients generated for the demo and tests.
+    synthetic: Mapped[bool] = mapped_column(default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    gifts: Mapped[list[Gift]] = relationship(back_populates="client",
+                                             order_by="Gift.created_at.desc()")
+
+
+class Gift(db.Model):
+    """A named bundle of items for one client's occasion, with the brief it answered."""
+
+    __tablename__ = "gifts_gift"
+    __table_args__ = (
+        CheckConstraint("status IN ('draft', 'proposed', 'sent', 'declined')",
+                        name="gift_status_known"),
+        CheckConstraint("recipients >= 1", name="recipients_positive"),
+        Index("ix_gifts_gift_status_date", "status", "gift_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("gifts_client.id", ondelete="CASCADE"),
+                                           index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    occasion: Mapped[str] = mapped_column(String(LABEL_MAX), default="")
+    gift_date: Mapped[datetime | None] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="draft", server_default="draft")
+    recipients: Mapped[int] = mapped_column(default=1)
+    budget_min: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    budget_max: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    #: The brief's themes and exclusions (label or attribute names), as JSON lists.
+    themes: Mapped[list] = mapped_column(JSON, default=list)
+    exclude: Mapped[list] = mapped_column(JSON, default=list)
+    note: Mapped[str] = mapped_column(Text, default="")
+    synthetic: Mapped[bool] = mapped_column(default=False, server_default=false())
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    client: Mapped[Client] = relationship(back_populates="gifts")
+    lines: Mapped[list[GiftLine]] = relationship(
+        back_populates="gift", order_by="GiftLine.position, GiftLine.id",
+        cascade="all, delete-orphan", passive_deletes=True)
+
+    @property
+    def cost_per_recipient(self) -> Decimal:
+        """The sum of the lines' unit prices times quantities."""
+        return sum((line.unit_price * line.quantity for line in self.lines), Decimal("0.00"))
+
+
+class GiftLine(db.Model):
+    """One item of a gift, with its quantity and the unit price when it was added."""
+
+    __tablename__ = "gifts_gift_line"
+    __table_args__ = (
+        UniqueConstraint("gift_id", "item_id", name="gift_item_once"),
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gift_id: Mapped[int] = mapped_column(ForeignKey("gifts_gift.id", ondelete="CASCADE"),
+                                         index=True)
+    #: NULL once the item is deleted; the name and price stay for the history.
+    item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("gifts_item.id", ondelete="SET NULL"), index=True)
+    item_name: Mapped[str] = mapped_column(String(NAME_MAX))
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+    quantity: Mapped[int] = mapped_column(default=1)
+    position: Mapped[int] = mapped_column(default=0)
+
+    gift: Mapped[Gift] = relationship(back_populates="lines")
+
+
+class ProposalEvent(db.Model):
+    """Feedback for the recommender: a proposal shown, an item swapped out, a gift saved/sent."""
+
+    __tablename__ = "gifts_proposal_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    #: shown, swapped_out, locked, saved or sent.
+    event: Mapped[str] = mapped_column(String(16))
+    brief: Mapped[dict] = mapped_column(JSON, default=dict)
+    #: The item ids of each bundle shown, best bundle first.
+    bundles: Mapped[list] = mapped_column(JSON, default=list)
+    item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("gifts_item.id", ondelete="SET NULL"))
+    gift_id: Mapped[int | None] = mapped_column(
+        ForeignKey("gifts_gift.id", ondelete="SET NULL"))
+    model_version: Mapped[str | None] = mapped_column(String(64))
