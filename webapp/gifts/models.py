@@ -54,6 +54,8 @@ STATUSES = ("pending", "accepted", "rejected")
 QUEUE_ORDERS = ("uncertain", "newest", "vendor")
 DEFAULT_MIN_LABELS = 30
 DEFAULT_RANDOM_SHARE = 0.10
+DEFAULT_LEARNED_WEIGHT = 3.0
+DEFAULT_MIN_GIFTS = 20
 
 
 def name_key(name: str | None) -> str:
@@ -327,13 +329,21 @@ class GiftsSettings(db.Model):
     queue_order: Mapped[str] = mapped_column(String(16), default="uncertain")
     #: The share of "least certain first" picks drawn at random instead.
     random_share: Mapped[float] = mapped_column(Float, default=DEFAULT_RANDOM_SHARE)
+    #: How much the learned gift model's score (0-1) adds to an item's cold-start score.
+    learned_weight: Mapped[float] = mapped_column(Float, default=DEFAULT_LEARNED_WEIGHT,
+                                                  server_default=str(DEFAULT_LEARNED_WEIGHT))
+    #: Past gifts needed before the gift model is trained and used.
+    min_gifts: Mapped[int] = mapped_column(default=DEFAULT_MIN_GIFTS,
+                                           server_default=str(DEFAULT_MIN_GIFTS))
 
 
 def gifts_settings() -> GiftsSettings:
     """The settings row, created with the defaults on first use (race-free)."""
     return singleton_row(GiftsSettings, {"min_labels_per_label": DEFAULT_MIN_LABELS,
                                          "queue_order": "uncertain",
-                                         "random_share": DEFAULT_RANDOM_SHARE})
+                                         "random_share": DEFAULT_RANDOM_SHARE,
+                                         "learned_weight": DEFAULT_LEARNED_WEIGHT,
+                                         "min_gifts": DEFAULT_MIN_GIFTS})
 
 
 # --- Clients and gifts (the recommendations' history) -----------------------------------------
