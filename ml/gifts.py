@@ -12,7 +12,8 @@ to exclude. Every proposed **bundle** must:
 - share no item with the other bundles except locked ones (the diversity rule).
 
 **Scoring.** Each item gets a cold-start score from the brief (:func:`cold_score`): matching
-themes count most, then the occasion label, then past use for the occasion. Once a learned model
+themes count most, then the occasion label, then past use for the occasion; each time staff
+swapped the item out of a proposal for that occasion lowers it a little. Once a learned model
 exists (:class:`LearnedScorer`), its normalised score is added with a configurable weight.
 
 **Assembly** (:func:`propose`) is a small greedy optimisation, documented so staff can predict
@@ -38,6 +39,7 @@ EXCLUDABLE_ATTRIBUTES = ("perishable", "local", "sustainable", "brandable")
 THEME_WEIGHT = 3.0
 OCCASION_WEIGHT = 1.5
 PAST_USE_WEIGHT = 0.5
+SWAP_WEIGHT = 0.5
 BUNDLES = 3
 MAX_ITEMS = 5
 MAX_QUANTITY = 3
@@ -48,7 +50,8 @@ class Candidate:
     """An item that may go into a gift, as plain data.
 
     ``labels`` are qualified (``theme:coffee``); ``attributes`` the true ones (``local``…);
-    ``past_uses`` counts the past gifts that used the item, by occasion.
+    ``past_uses`` counts the past gifts that used the item, by occasion; ``past_swaps`` the
+    times staff swapped it out of a proposal, by occasion (feedback that lowers its score).
     """
 
     id: int
@@ -59,6 +62,7 @@ class Candidate:
     labels: frozenset[str] = frozenset()
     attributes: frozenset[str] = frozenset()
     past_uses: Mapping[str, int] = field(default_factory=dict)
+    past_swaps: Mapping[str, int] = field(default_factory=dict)
     #: The themes the item covers (labels and attributes), computed once: proposals ask
     #: for every item of the catalogue on every keystroke.
     themes: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -170,6 +174,9 @@ def cold_score(candidate: Candidate, brief: Brief) -> tuple[float, tuple[str, ..
         score += PAST_USE_WEIGHT * math.log1p(uses)
         gifts = "gift" if uses == 1 else "gifts"
         reasons.append(f"{uses} past {brief.occasion} {gifts} used it")
+    swaps = candidate.past_swaps.get(brief.occasion or "", 0)
+    if swaps:
+        score -= SWAP_WEIGHT * math.log1p(swaps)
     return score, tuple(reasons)
 
 

@@ -84,6 +84,7 @@ def base_test_config(url: str, tmp_dir: Path) -> dict:
         "JOBS_BACKEND": "thread",
         "LOGIN_RATE_LIMIT": "1000 per minute",
         "MODEL_CHECK_SECONDS": 0.0,  # tests see a new active version on the next request
+        "GIFTS_CATALOGUE_SECONDS": 0.0,  # and every change to the gift catalogue
     }
 
 

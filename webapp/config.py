@@ -65,6 +65,8 @@ def defaults(instance_path: str) -> dict:
         "PROMOTION_MARGIN": 0.05,
         # How often each worker asks the database which model version is active.
         "MODEL_CHECK_SECONDS": 1.0,
+        # How long each worker reuses the gift candidates (items, labels, history) it built.
+        "GIFTS_CATALOGUE_SECONDS": 5.0,
     }
 
 

@@ -183,3 +183,11 @@ def test_model_scores_are_between_0_and_1_and_unknown_features_are_ignored():
 def test_too_few_gifts_are_refused():
     with pytest.raises(ValueError, match="at least 20 past gifts"):
         train_gift_model([PastGift(Brief(None, 1, 10), (1, 2))] * 5)
+
+
+def test_items_swapped_out_before_score_lower():
+    plain = Candidate(1, "Mug", "V", "mug", 10.0, frozenset({"occasion:onboarding"}))
+    swapped = Candidate(2, "Mug", "V", "mug", 10.0, frozenset({"occasion:onboarding"}),
+                        past_swaps={"onboarding": 4})
+    brief = Brief("onboarding", 5, 20)
+    assert cold_score(swapped, brief)[0] < cold_score(plain, brief)[0]

@@ -14,7 +14,10 @@ bp.before_request(require_roles("staff"))
 
 # Routes (and ``flask gifts`` commands) attach themselves when their modules are imported.
 from webapp.gifts import (  # noqa: E402,F401
+    briefs,
+    clients,
     export,
+    gift_views,
     import_views,
     items,
     models,

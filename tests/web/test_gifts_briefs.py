@@ -1,0 +1,237 @@
+"""Briefs and live proposals, swap and lock, saving a gift, the gift editor, clients."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from webapp.extensions import db
+from webapp.gifts.models import (
+    Client,
+    Gift,
+    GiftLine,
+    Item,
+    ItemLabel,
+    Label,
+    LabelGroup,
+    ProposalEvent,
+    name_key,
+)
+
+THEMES = ("coffee", "tea", "sweets", "home")
+CATEGORIES = ("coffee", "tea", "mug", "notebook", "candle", "chocolate", "socks", "plant")
+
+
+def make_group(name, labels, multi=True):
+    group = LabelGroup(name=name, name_key=name_key(name), multi=multi)
+    group.labels = [Label(name=label, name_key=name_key(label), position=i)
+                    for i, label in enumerate(labels)]
+    db.session.add(group)
+    return group
+
+
+@pytest.fixture
+def catalogue(app):
+    """40 items over 8 categories, themed, two clients."""
+    with app.app_context():
+        occasion = make_group("occasion", ("onboarding", "retention"))
+        theme = make_group("theme", THEMES)
+        db.session.flush()
+        labels = {label.name: label for label in theme.labels}
+        onboarding = occasion.labels[0]
+        for i in range(40):
+            category = CATEGORIES[i % len(CATEGORIES)]
+            item = Item(name=f"{category.title()} {i}", name_key=f"{category} {i}",
+                        vendor="Roasters" if i % 3 else "Tea House",
+                        vendor_key="roasters" if i % 3 else "tea house", category=category,
+                        unit_price=Decimal(5 + (i * 7) % 30), perishable=category == "chocolate",
+                        local=i % 4 == 0, status="accepted")
+            item.labels = [ItemLabel(label_id=labels[THEMES[i % len(THEMES)]].id,
+                                     source="human", created_by="t")]
+            if i % 2 == 0:
+                item.labels.append(ItemLabel(label_id=onboarding.id, source="rule",
+                                             rule_name="r"))
+            db.session.add(item)
+        for name, industry in (("Acme Labs", "tech"), ("Civic Legal", "legal")):
+            db.session.add(Client(name=name, name_key=name_key(name), industry=industry))
+        db.session.commit()
+
+
+BRIEF = {"occasion": "onboarding", "budget_min": "30", "budget_max": "60", "recipients": "12",
+         "themes": ["coffee"]}
+
+
+def test_the_brief_page_starts_empty(client, auth, catalogue):
+    auth.login("staff")
+    page = client.get("/gifts/brief")
+    assert page.status_code == 200
+    assert b"No brief yet." in page.data and b'name="themes"' in page.data
+
+
+def test_a_brief_gets_three_bundles_within_budget(app, htmx_client, auth, catalogue):
+    auth.login("staff")
+    response = htmx_client.get("/gifts/brief/proposals", query_string=BRIEF)
+    assert response.status_code == 200 and b"<html" not in response.data
+    assert response.data.count(b'class="card bundle"') == 3
+    assert b"theme: coffee" in response.data and b"per recipient" in response.data
+    assert b'id="brief-state" hx-swap-oob="true"' in response.data
+    with app.app_context():
+        event = db.session.scalar(select(ProposalEvent))
+        assert event.event == "shown" and len(event.bundles) == 3
+        assert event.brief["themes"] == ["coffee"]
+
+
+def test_exclusions_and_an_infeasible_brief(htmx_client, auth, catalogue):
+    auth.login("staff")
+    response = htmx_client.get("/gifts/brief/proposals", query_string={
+        **BRIEF, "budget_min": "1", "budget_max": "4"})
+    assert b"No bundle fits this brief" in response.data
+    assert b"No item under 4.00 matches &#39;coffee&#39;." in response.data
+    excluded = htmx_client.get("/gifts/brief/proposals", query_string={
+        **BRIEF, "themes": [], "exclude": ["perishable"]})
+    assert b"Chocolate" not in excluded.data
+
+
+def test_a_bad_budget_is_reported_in_place(htmx_client, auth, catalogue):
+    auth.login("staff")
+    response = htmx_client.get("/gifts/brief/proposals", query_string={
+        **BRIEF, "budget_min": "80", "budget_max": "20"})
+    assert response.status_code == 200
+    assert b"The highest budget must be at least the lowest." in response.data
+
+
+def shown_ids(data: bytes) -> list[int]:
+    return [int(found) for found in re.findall(rb'data-item-id="(\d+)"', data)]
+
+
+def first_item_id(data: bytes) -> int:
+    return shown_ids(data)[0]
+
+
+def test_swap_replaces_an_item_and_lock_keeps_one(app, htmx_client, auth, catalogue):
+    auth.login("staff")
+    first = htmx_client.get("/gifts/brief/proposals", query_string=BRIEF)
+    swapped_id = first_item_id(first.data)
+    swapped = htmx_client.get("/gifts/brief/proposals",
+                              query_string={**BRIEF, "swap": swapped_id})
+    assert f'name="avoid" value="{swapped_id}"'.encode() in swapped.data
+    assert swapped_id not in shown_ids(swapped.data)
+    with app.app_context():
+        event = db.session.scalar(select(ProposalEvent).where(
+            ProposalEvent.event == "swapped_out"))
+        assert event.item_id == swapped_id
+    kept = first_item_id(swapped.data)
+    locked = htmx_client.get("/gifts/brief/proposals",
+                             query_string={**BRIEF, "avoid": swapped_id, "toggle_lock": kept})
+    assert f'name="lock" value="{kept}"'.encode() in locked.data
+    assert b'aria-pressed="true"' in locked.data
+
+
+def test_saving_a_bundle_creates_a_gift_and_the_editor_updates_totals(app, client, auth,
+                                                                       catalogue):
+    auth.login("staff")
+    with app.app_context():
+        acme = db.session.scalar(select(Client).where(Client.name == "Acme Labs"))
+        items = db.session.scalars(select(Item).order_by(Item.id).limit(2)).all()
+        acme_id, (a, b) = acme.id, [(item.id, item.unit_price) for item in items]
+    response = client.post("/gifts/brief/save", data={
+        **BRIEF, "client_id": acme_id, "name": "Welcome box", "lines": f"{a[0]}:2|{b[0]}:1"})
+    assert response.status_code == 303
+    gift_url = response.headers["Location"]
+    with app.app_context():
+        gift = db.session.scalar(select(Gift))
+        assert (gift.name, gift.status, gift.recipients, gift.themes) == (
+            "Welcome box", "proposed", 12, ["coffee"])
+        assert gift.cost_per_recipient == a[1] * 2 + b[1]
+        line_id = gift.lines[0].id
+        gift_id = gift.id
+    page = client.get(gift_url)
+    assert b"Welcome box" in page.data
+    updated = client.post(f"/gifts/gifts/{gift_id}/lines/{line_id}", data={"quantity": "5"},
+                          headers={"HX-Request": "true"})
+    assert updated.status_code == 200
+    assert f"{a[1] * 5 + b[1]:.2f}".encode() in updated.data
+    bad = client.post(f"/gifts/gifts/{gift_id}/lines/{line_id}", data={"quantity": "0"},
+                      headers={"HX-Request": "true"})
+    assert bad.status_code == 422 and b"1 to 999." in bad.data
+
+
+def test_over_budget_warning_picker_and_remove(app, client, auth, catalogue):
+    auth.login("staff")
+    with app.app_context():
+        acme = db.session.scalar(select(Client).where(Client.name == "Acme Labs"))
+        gift = Gift(client_id=acme.id, name="Tiny", budget_max=Decimal("6.00"))
+        db.session.add(gift)
+        db.session.commit()
+        gift_id = gift.id
+    htmx = {"HX-Request": "true"}
+    picker = client.get(f"/gifts/gifts/{gift_id}/picker?q=mug", headers=htmx)
+    assert b"Mug 2" in picker.data and b"Coffee 0" not in picker.data
+    with app.app_context():
+        mug = db.session.scalar(select(Item).where(Item.name == "Mug 2"))
+        mug_id = mug.id
+    added = client.post(f"/gifts/gifts/{gift_id}/lines", data={"item_id": mug_id}, headers=htmx)
+    assert b"Mug 2" in added.data and b"Over budget by" in added.data
+    with app.app_context():
+        line_id = db.session.scalar(select(GiftLine.id))
+    removed = client.post(f"/gifts/gifts/{gift_id}/lines/{line_id}/delete", headers=htmx)
+    assert b"Over budget" not in removed.data and b"No items yet" in removed.data
+    missing = client.post(f"/gifts/gifts/{gift_id}/lines", data={"item_id": "999999"},
+                          headers=htmx)
+    assert missing.status_code == 422
+
+
+def test_marking_a_gift_sent_records_feedback(app, client, auth, catalogue):
+    auth.login("staff")
+    with app.app_context():
+        acme = db.session.scalar(select(Client).where(Client.name == "Acme Labs"))
+        gift = Gift(client_id=acme.id, name="Box", occasion="onboarding")
+        db.session.add(gift)
+        db.session.commit()
+        gift_id = gift.id
+    response = client.post(f"/gifts/gifts/{gift_id}", data={
+        "name": "Box", "status": "sent", "recipients": "3", "budget_max": ""})
+    assert response.status_code == 303
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ProposalEvent)
+                                 .where(ProposalEvent.event == "sent")) == 1
+
+
+def test_clients_create_duplicate_and_history(app, client, auth, catalogue):
+    auth.login("staff")
+    created = client.post("/gifts/clients", data={"name": "Harbor  Health",
+                                                  "industry": "Healthcare"})
+    assert created.status_code == 303
+    duplicate = client.post("/gifts/clients", data={"name": "harbor health"})
+    assert duplicate.status_code == 422 and b"There is already a client called" in duplicate.data
+    page = client.get(created.headers["Location"])
+    assert b"Harbor Health" in page.data and b"No gifts yet." in page.data
+    with app.app_context():
+        assert db.session.scalar(select(Client.industry).where(
+            Client.name == "Harbor Health")) == "healthcare"
+
+
+def test_avoid_repeats_leaves_out_what_the_client_received(app, htmx_client, auth, catalogue):
+    auth.login("staff")
+    with app.app_context():
+        acme = db.session.scalar(select(Client).where(Client.name == "Acme Labs"))
+        coffees = db.session.scalars(select(Item).where(Item.category == "coffee")).all()
+        gift = Gift(client_id=acme.id, name="Before", status="sent", occasion="onboarding")
+        gift.lines = [GiftLine(item_id=item.id, item_name=item.name, unit_price=item.unit_price)
+                      for item in coffees]
+        db.session.add(gift)
+        db.session.commit()
+        acme_id, names = acme.id, [item.name.encode() for item in coffees]
+    response = htmx_client.get("/gifts/brief/proposals", query_string={
+        **BRIEF, "themes": [], "client_id": acme_id, "avoid_repeats": "y"})
+    assert response.data.count(b'class="card bundle"') >= 1
+    assert not any(b">" + name + b"</strong>" in response.data for name in names)
+
+
+def test_hosts_cannot_open_briefs_or_gifts(client, auth, catalogue):
+    auth.login("host")
+    assert client.get("/gifts/brief").status_code == 403
+    assert client.get("/gifts/clients").status_code == 403

@@ -1,0 +1,186 @@
+"""A client's brief with three live proposals: swap or lock items, save a bundle as a gift.
+
+The brief's whole state (its fields, the locked and the swapped-out items) travels in the query
+string, so every proposal is a link that works without JavaScript, can be bookmarked, and needs
+no server-side session. With htmx the form re-proposes on every change.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from flask import abort, redirect, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+from wtforms.fields.choices import SelectChoice
+
+from webapp.extensions import db
+from webapp.gifts import bp
+from webapp.gifts import recommend as service
+from webapp.gifts.brief_forms import BriefForm, SaveGiftForm
+from webapp.gifts.models import Client, Gift, GiftLine, Item
+from webapp.htmx import render_page_or_block, wants_fragment
+
+TEMPLATE = "gifts/brief.html"
+
+
+def received_items(client: Client | None) -> frozenset[int]:
+    """Items the client received in gifts that were sent or proposed."""
+    if client is None:
+        return frozenset()
+    query = (select(GiftLine.item_id).join(Gift, Gift.id == GiftLine.gift_id)
+             .where(Gift.client_id == client.id, Gift.status.in_(service.KEPT_STATUSES),
+                    GiftLine.item_id.is_not(None)))
+    return frozenset(db.session.scalars(query))
+
+
+def state_args(form: BriefForm, lock: list[int], avoid: list[int]) -> dict:
+    """The brief as query arguments (for links that keep the whole state)."""
+    args = {"client_id": form.client_id.data or "", "occasion": form.occasion.data or "",
+            "budget_min": form.budget_min.raw_data[0] if form.budget_min.raw_data else "",
+            "budget_max": form.budget_max.raw_data[0] if form.budget_max.raw_data else "",
+            "recipients": form.recipients.raw_data[0] if form.recipients.raw_data else "",
+            "themes": list(form.themes.data or ()), "exclude": list(form.exclude.data or ()),
+            "lock": lock, "avoid": avoid}
+    if form.avoid_repeats.data:
+        args["avoid_repeats"] = "y"
+    return args
+
+
+def action_urls(state: dict):
+    """A function giving (page URL, fragment URL) for an action on the current brief:
+    ``swap`` or ``toggle_lock`` an item, or ``restore`` the swapped-out items."""
+
+    def urls(action: str, item_id: int | None = None) -> tuple[str, str]:
+        args = dict(state)
+        if action == "restore":
+            args["avoid"] = []
+        else:
+            args[action] = item_id
+        return url_for("gifts.brief", **args), url_for("gifts.brief_proposals", **args)
+
+    return urls
+
+
+def apply_actions(form: BriefForm, args: MultiDict) -> tuple[str, int] | None:
+    """Apply a swap or a lock toggle from the query; return (event, item id) to record."""
+    for name, event in (("swap", "swapped_out"), ("toggle_lock", "locked")):
+        try:
+            item_id = int(args.get(name, ""))
+        except ValueError:
+            continue
+        if name == "swap":
+            form.lock_ids = [i for i in form.lock_ids if i != item_id]
+            form.avoid_ids = [*form.avoid_ids, item_id]
+            return event, item_id
+        if item_id in form.lock_ids:
+            form.lock_ids = [i for i in form.lock_ids if i != item_id]
+            return "unlocked", item_id
+        form.lock_ids = [*form.lock_ids, item_id]
+        form.avoid_ids = [i for i in form.avoid_ids if i != item_id]
+        return event, item_id
+    return None
+
+
+def proposal_context(form: BriefForm) -> dict:
+    """Everything the proposals block shows, and the feedback it records."""
+    action = apply_actions(form, request.args)
+    state = state_args(form, form.lock_ids, form.avoid_ids)
+    context = {"form": form, "lock": form.lock_ids, "avoid": form.avoid_ids, "state": state,
+               "proposed": None, "action_urls": action_urls(state), "oob": wants_fragment()}
+    if not request.args or not form.validate():
+        return context
+    client = form.client()
+    brief = form.brief(received_items(client))
+    proposed = service.propose(brief)
+    context.update(proposed=proposed, brief=brief, client=client)
+    event, item_id = action if action else ("shown", None)
+    if event != "unlocked":
+        service.record_event(event, brief, proposed.proposal.bundles, item_id=item_id,
+                             model_version=proposed.model_version)
+    return context
+
+
+@bp.route("/brief")
+def brief():
+    """The brief form and its three proposals (the whole page)."""
+    form = BriefForm(request.args if request.args else None)
+    form.load_choices()
+    context = proposal_context(form)
+    context["save_form"] = save_form_for(form)
+    return render_page_or_block(TEMPLATE, "proposals", **context)
+
+
+@bp.route("/brief/proposals")
+def brief_proposals():
+    """The proposals block, re-proposed at every change of the brief."""
+    return brief()
+
+
+def client_choices() -> list[SelectChoice]:
+    """Every client, by name, for a select."""
+    return [SelectChoice(client_id, name) for client_id, name in db.session.execute(
+        select(Client.id, Client.name).order_by(Client.name_key))]
+
+
+def save_form_for(form: BriefForm) -> SaveGiftForm:
+    """A save form with the brief's client preselected."""
+    save = SaveGiftForm(formdata=None)
+    save.client_id.choices = client_choices()
+    client = form.client()
+    if client is not None:
+        save.client_id.data = client.id
+    return save
+
+
+@bp.route("/brief/save", methods=["POST"])
+def brief_save():
+    """Save a proposed bundle as a gift (status "proposed") and open it."""
+    brief_form = BriefForm(request.form)
+    brief_form.load_choices()
+    save = SaveGiftForm()
+    save.client_id.choices = client_choices()
+    if not (save.validate_on_submit() and brief_form.validate()):
+        errors = {**save.errors, **brief_form.errors}
+        abort(422, "The gift could not be saved: " + "; ".join(
+            f"{name}: {', '.join(messages)}" for name, messages in errors.items()))
+    try:
+        lines = save.parsed_lines()
+    except ValueError:
+        abort(422, "The gift could not be saved: the bundle's items are unreadable.")
+    gift = create_gift(save, brief_form, lines)
+    service.record_event("saved", brief_form.brief(), item_id=None, gift_id=gift.id)
+    target = url_for("gifts.gift", gift_id=gift.id)
+    if wants_fragment():
+        response = redirect(target, code=303)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target, code=303)
+
+
+def create_gift(save: SaveGiftForm, brief_form: BriefForm, lines) -> Gift:
+    """Store the gift with its lines at today's prices (unknown items are refused)."""
+    items = {item.id: item for item in db.session.scalars(
+        select(Item).where(Item.id.in_([item_id for item_id, _ in lines])))}
+    missing = [item_id for item_id, _ in lines if item_id not in items]
+    if missing or not lines:
+        abort(422, "The gift could not be saved: an item of the bundle no longer exists.")
+    gift = Gift(client_id=save.client_id.data, name=save.name.data.strip(),
+                occasion=brief_form.occasion.data or "", status="proposed",
+                recipients=brief_form.recipients.data,
+                budget_min=Decimal(brief_form.budget_min.data),
+                budget_max=Decimal(brief_form.budget_max.data),
+                themes=list(brief_form.themes.data or ()),
+                exclude=list(brief_form.exclude.data or ()), note=brief_form.note.data or "",
+                gift_date=datetime.now(), created_by=current_user.username)
+    for position, (item_id, quantity) in enumerate(lines):
+        item = items[item_id]
+        gift.lines.append(GiftLine(item_id=item.id, item_name=item.name,
+                                   unit_price=item.unit_price, quantity=quantity,
+                                   position=position))
+    db.session.add(gift)
+    db.session.commit()
+    service.catalogue_cache().clear()  # past uses changed
+    return gift
