@@ -8,56 +8,16 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from tests.gift_fixtures import seed_brief_catalogue
 from webapp.extensions import db
-from webapp.gifts.models import (
-    Client,
-    Gift,
-    GiftLine,
-    Item,
-    ItemLabel,
-    Label,
-    LabelGroup,
-    ProposalEvent,
-    name_key,
-)
-
-THEMES = ("coffee", "tea", "sweets", "home")
-CATEGORIES = ("coffee", "tea", "mug", "notebook", "candle", "chocolate", "socks", "plant")
-
-
-def make_group(name, labels, multi=True):
-    group = LabelGroup(name=name, name_key=name_key(name), multi=multi)
-    group.labels = [Label(name=label, name_key=name_key(label), position=i)
-                    for i, label in enumerate(labels)]
-    db.session.add(group)
-    return group
+from webapp.gifts.models import Client, Gift, GiftLine, Item, ProposalEvent
 
 
 @pytest.fixture
 def catalogue(app):
     """40 items over 8 categories, themed, two clients."""
     with app.app_context():
-        occasion = make_group("occasion", ("onboarding", "retention"))
-        theme = make_group("theme", THEMES)
-        db.session.flush()
-        labels = {label.name: label for label in theme.labels}
-        onboarding = occasion.labels[0]
-        for i in range(40):
-            category = CATEGORIES[i % len(CATEGORIES)]
-            item = Item(name=f"{category.title()} {i}", name_key=f"{category} {i}",
-                        vendor="Roasters" if i % 3 else "Tea House",
-                        vendor_key="roasters" if i % 3 else "tea house", category=category,
-                        unit_price=Decimal(5 + (i * 7) % 30), perishable=category == "chocolate",
-                        local=i % 4 == 0, status="accepted")
-            item.labels = [ItemLabel(label_id=labels[THEMES[i % len(THEMES)]].id,
-                                     source="human", created_by="t")]
-            if i % 2 == 0:
-                item.labels.append(ItemLabel(label_id=onboarding.id, source="rule",
-                                             rule_name="r"))
-            db.session.add(item)
-        for name, industry in (("Acme Labs", "tech"), ("Civic Legal", "legal")):
-            db.session.add(Client(name=name, name_key=name_key(name), industry=industry))
-        db.session.commit()
+        seed_brief_catalogue()
 
 
 BRIEF = {"occasion": "onboarding", "budget_min": "30", "budget_max": "60", "recipients": "12",
@@ -77,7 +37,7 @@ def test_a_brief_gets_three_bundles_within_budget(app, htmx_client, auth, catalo
     assert response.status_code == 200 and b"<html" not in response.data
     assert response.data.count(b'class="card bundle"') == 3
     assert b"theme: coffee" in response.data and b"per recipient" in response.data
-    assert b'id="brief-state" hx-swap-oob="true"' in response.data
+    assert b'<div id="brief-state">' in response.data
     with app.app_context():
         event = db.session.scalar(select(ProposalEvent))
         assert event.event == "shown" and len(event.bundles) == 3
@@ -117,7 +77,7 @@ def test_swap_replaces_an_item_and_lock_keeps_one(app, htmx_client, auth, catalo
     swapped_id = first_item_id(first.data)
     swapped = htmx_client.get("/gifts/brief/proposals",
                               query_string={**BRIEF, "swap": swapped_id})
-    assert f'name="avoid" value="{swapped_id}"'.encode() in swapped.data
+    assert f'name="avoid" value="{swapped_id}" form="brief-form"'.encode() in swapped.data
     assert swapped_id not in shown_ids(swapped.data)
     with app.app_context():
         event = db.session.scalar(select(ProposalEvent).where(
@@ -126,7 +86,7 @@ def test_swap_replaces_an_item_and_lock_keeps_one(app, htmx_client, auth, catalo
     kept = first_item_id(swapped.data)
     locked = htmx_client.get("/gifts/brief/proposals",
                              query_string={**BRIEF, "avoid": swapped_id, "toggle_lock": kept})
-    assert f'name="lock" value="{kept}"'.encode() in locked.data
+    assert f'name="lock" value="{kept}" form="brief-form"'.encode() in locked.data
     assert b'aria-pressed="true"' in locked.data
 
 
@@ -235,3 +195,55 @@ def test_hosts_cannot_open_briefs_or_gifts(client, auth, catalogue):
     auth.login("host")
     assert client.get("/gifts/brief").status_code == 403
     assert client.get("/gifts/clients").status_code == 403
+
+
+def api_post(client, app, body, role="staff"):
+    from tests.web.test_api import bearer, token_for
+
+    return client.post("/api/v1/gifts/proposals", json=body,
+                       headers=bearer(token_for(app, role, f"api-{role}")))
+
+
+def test_the_proposals_api(app, client, catalogue):
+    response = api_post(client, app, {"occasion": "onboarding",
+                                      "budget": {"min": 30, "max": 60}, "recipients": 25,
+                                      "themes": ["coffee", "local"], "exclude": ["perishable"]})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert len(body["bundles"]) == 3 and body["explanation"]
+    assert body["model"] == {"kind": "gifts", "version": None, "weight": 0.0}
+    for bundle in body["bundles"]:
+        assert 30 <= bundle["cost_per_recipient"] <= 60
+        assert any("theme:coffee" in item["labels"] for item in bundle["items"])
+        assert {"name", "vendor", "unit_price", "quantity", "labels", "reasons"} <= set(
+            bundle["items"][0])
+
+
+def test_an_infeasible_brief_is_200_with_a_reason(app, client, catalogue):
+    response = api_post(client, app, {"budget": {"min": 1, "max": 2}, "themes": ["coffee"]})
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "bundles": [], "explanation": "No item under 2.00 matches 'coffee'.",
+        "model": {"kind": "gifts", "version": None, "weight": 0.0}}
+
+
+@pytest.mark.parametrize("body, field", [
+    ({}, "budget"),
+    ({"budget": {"min": 50, "max": 10}}, "budget"),
+    ({"budget": {"min": "1", "max": 10}}, "budget"),
+    ({"budget": [1, 2]}, "budget"),
+    ({"budget": {"min": 1, "max": 10}, "themes": ["knitting"]}, "themes"),
+    ({"budget": {"min": 1, "max": 10}, "exclude": ["nuclear"]}, "exclude"),
+    ({"budget": {"min": 1, "max": 10}, "occasion": "wedding"}, "occasion"),
+    ({"budget": {"min": 1, "max": 10}, "recipients": 0}, "recipients"),
+    ({"budget": {"min": 1, "max": 10}, "themes": "coffee"}, "themes"),
+])
+def test_bad_briefs_get_422_naming_the_field(app, client, catalogue, body, field):
+    response = api_post(client, app, body)
+    assert response.status_code == 422
+    assert field in response.get_json()["error"]["fields"]
+
+
+def test_hosts_cannot_ask_for_proposals(app, client, catalogue):
+    assert api_post(client, app, {"budget": {"min": 1, "max": 10}}, role="host").status_code \
+        == 403

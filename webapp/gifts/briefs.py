@@ -1,8 +1,9 @@
 """A client's brief with three live proposals: swap or lock items, save a bundle as a gift.
 
 The brief's whole state (its fields, the locked and the swapped-out items) travels in the query
-string, so every proposal is a link that works without JavaScript, can be bookmarked, and needs
-no server-side session. With htmx the form re-proposes on every change.
+string of one GET form, so it works without JavaScript, can be bookmarked, and needs no
+server-side session. Swap and Lock are submit buttons of that form (``form="brief-form"``), so
+they always carry the brief as it is on screen. With htmx the form re-proposes on every change.
 """
 
 from __future__ import annotations
@@ -36,36 +37,12 @@ def received_items(client: Client | None) -> frozenset[int]:
     return frozenset(db.session.scalars(query))
 
 
-def state_args(form: BriefForm, lock: list[int], avoid: list[int]) -> dict:
-    """The brief as query arguments (for links that keep the whole state)."""
-    args = {"client_id": form.client_id.data or "", "occasion": form.occasion.data or "",
-            "budget_min": form.budget_min.raw_data[0] if form.budget_min.raw_data else "",
-            "budget_max": form.budget_max.raw_data[0] if form.budget_max.raw_data else "",
-            "recipients": form.recipients.raw_data[0] if form.recipients.raw_data else "",
-            "themes": list(form.themes.data or ()), "exclude": list(form.exclude.data or ()),
-            "lock": lock, "avoid": avoid}
-    if form.avoid_repeats.data:
-        args["avoid_repeats"] = "y"
-    return args
-
-
-def action_urls(state: dict):
-    """A function giving (page URL, fragment URL) for an action on the current brief:
-    ``swap`` or ``toggle_lock`` an item, or ``restore`` the swapped-out items."""
-
-    def urls(action: str, item_id: int | None = None) -> tuple[str, str]:
-        args = dict(state)
-        if action == "restore":
-            args["avoid"] = []
-        else:
-            args[action] = item_id
-        return url_for("gifts.brief", **args), url_for("gifts.brief_proposals", **args)
-
-    return urls
-
-
 def apply_actions(form: BriefForm, args: MultiDict) -> tuple[str, int] | None:
-    """Apply a swap or a lock toggle from the query; return (event, item id) to record."""
+    """Apply a swap, a lock toggle or a restore from the query; return (event, item id) to
+    record, if any."""
+    if args.get("restore"):
+        form.avoid_ids = []
+        return None
     for name, event in (("swap", "swapped_out"), ("toggle_lock", "locked")):
         try:
             item_id = int(args.get(name, ""))
@@ -87,9 +64,7 @@ def apply_actions(form: BriefForm, args: MultiDict) -> tuple[str, int] | None:
 def proposal_context(form: BriefForm) -> dict:
     """Everything the proposals block shows, and the feedback it records."""
     action = apply_actions(form, request.args)
-    state = state_args(form, form.lock_ids, form.avoid_ids)
-    context = {"form": form, "lock": form.lock_ids, "avoid": form.avoid_ids, "state": state,
-               "proposed": None, "action_urls": action_urls(state), "oob": wants_fragment()}
+    context = {"form": form, "lock": form.lock_ids, "avoid": form.avoid_ids, "proposed": None}
     if not request.args or not form.validate():
         return context
     client = form.client()
