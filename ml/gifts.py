@@ -32,6 +32,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 #: Themes that an item's attribute covers as well as a label does.
 ATTRIBUTE_THEMES = {"local": "local", "sustainability": "sustainable"}
 #: Attributes a brief may exclude.
@@ -180,29 +182,141 @@ def cold_score(candidate: Candidate, brief: Brief) -> tuple[float, tuple[str, ..
     return score, tuple(reasons)
 
 
-def rank(candidates: Iterable[Candidate], brief: Brief,
+class CandidateIndex:
+    """The catalogue as arrays, built once and reused for every brief.
+
+    Proposals run at every keystroke against catalogues of 10k items and more: scoring and
+    filtering every item in Python took ~300 ms there, so the labels, attributes, history and
+    prices are laid out as numpy arrays and one brief costs a few vectorised operations.
+    Reasons are written only for the items a bundle keeps.
+    """
+
+    def __init__(self, candidates: Iterable[Candidate]) -> None:
+        self.candidates = tuple(candidates)
+        count = len(self.candidates)
+        self.position = {c.id: i for i, c in enumerate(self.candidates)}
+        self.ids = np.fromiter((c.id for c in self.candidates), dtype=np.int64, count=count)
+        self.price = np.fromiter((c.price for c in self.candidates), dtype=np.float64,
+                                 count=count)
+        self.category = [c.category for c in self.candidates]
+        self._themes = self._matrix([c.themes for c in self.candidates])
+        self._occasions = self._matrix([c.label_names("occasion") for c in self.candidates])
+        self._words = self._matrix([_exclusion_words(c) for c in self.candidates])
+        self._uses = self._counts([c.past_uses for c in self.candidates])
+        self._swaps = self._counts([c.past_swaps for c in self.candidates])
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    @staticmethod
+    def _matrix(sets: Sequence[Iterable[str]]) -> tuple[dict[str, int], np.ndarray]:
+        vocabulary = {word: i for i, word in enumerate(sorted({w for s in sets for w in s}))}
+        matrix = np.zeros((len(sets), len(vocabulary)), dtype=bool)
+        for row, words in enumerate(sets):
+            for word in words:
+                matrix[row, vocabulary[word]] = True
+        return vocabulary, matrix
+
+    @staticmethod
+    def _counts(maps: Sequence[Mapping[str, int]]) -> tuple[dict[str, int], np.ndarray]:
+        vocabulary = {key: i for i, key in enumerate(sorted({k for m in maps for k in m}))}
+        matrix = np.zeros((len(maps), len(vocabulary)))
+        for row, counts in enumerate(maps):
+            for key, value in counts.items():
+                matrix[row, vocabulary[key]] = value
+        return vocabulary, np.log1p(matrix)
+
+    @staticmethod
+    def _column(table: tuple[dict[str, int], np.ndarray], key: str | None):
+        vocabulary, matrix = table
+        column = vocabulary.get(key) if key is not None else None
+        return None if column is None else matrix[:, column]
+
+    def covering(self, theme: str) -> np.ndarray:
+        """A boolean mask of the items that cover ``theme``."""
+        column = self._column(self._themes, theme)
+        return np.zeros(len(self), dtype=bool) if column is None else column
+
+    def scores(self, brief: Brief, learned: Mapping[int, float] | None = None,
+               learned_weight: float = 0.0) -> np.ndarray:
+        """Every item's score for ``brief`` (the same arithmetic as :func:`cold_score`)."""
+        scores = np.zeros(len(self))
+        for theme in brief.themes:
+            scores += THEME_WEIGHT * self.covering(theme)
+        occasion = brief.occasion or ""
+        for table, weight in ((self._occasions, OCCASION_WEIGHT), (self._uses, PAST_USE_WEIGHT),
+                              (self._swaps, -SWAP_WEIGHT)):
+            column = self._column(table, occasion)
+            if column is not None:
+                scores += weight * column
+        if learned and learned_weight:
+            scores += learned_weight * self.learned_vector(learned)
+        return scores
+
+    def learned_vector(self, learned: Mapping[int, float]) -> np.ndarray:
+        """The model's scores in catalogue order (0 for items it does not know)."""
+        return np.fromiter((learned.get(int(i), 0.0) for i in self.ids), dtype=np.float64,
+                           count=len(self))
+
+    def eligible(self, brief: Brief) -> np.ndarray:
+        """A mask of the items a bundle may hold: affordable, not excluded, not avoided
+        (locked items stay eligible whatever else)."""
+        mask = self.price <= brief.budget_max + 1e-9
+        for word in brief.exclude:
+            column = self._column(self._words, word)
+            if column is not None:
+                mask &= ~column
+        for item_id in brief.avoid:
+            row = self.position.get(item_id)
+            if row is not None:
+                mask[row] = False
+        for item_id in brief.locked:
+            row = self.position.get(item_id)
+            if row is not None and self.price[row] <= brief.budget_max + 1e-9:
+                mask[row] = True
+        return mask
+
+    def ranked(self, brief: Brief, learned: Mapping[int, float] | None = None,
+               learned_weight: float = 0.0) -> np.ndarray:
+        """Positions of the eligible items, best first; ties go to the cheaper item, then the
+        lower id, so the order is stable."""
+        rows = np.flatnonzero(self.eligible(brief))
+        scores = self.scores(brief, learned, learned_weight)
+        order = np.lexsort((self.ids[rows], self.price[rows], -scores[rows]))
+        return rows[order]
+
+    def ranked_ids(self, brief: Brief) -> list[int]:
+        """The eligible items' ids, best first (the cold-start ranking)."""
+        return self.ids[self.ranked(brief)].tolist()
+
+
+def _exclusion_words(candidate: Candidate) -> set[str]:
+    """Every word an exclusion may use to name this item: its labels, bare or qualified, and
+    its attributes."""
+    plain = {label.partition(":")[2] for label in candidate.labels}
+    return set(candidate.labels) | plain | set(candidate.attributes)
+
+
+def rank(candidates: Iterable[Candidate] | CandidateIndex, brief: Brief,
          learned: Mapping[int, float] | None = None,
          learned_weight: float = 0.0) -> list[tuple[float, Candidate, tuple[str, ...]]]:
-    """Eligible items, best first, with their scores and reasons.
+    """Eligible items, best first, with their scores and reasons (see :class:`CandidateIndex`).
 
-    Eligible: not excluded, not to be avoided, and affordable within the budget's max.
     ``learned`` maps item ids to a model's score in [0, 1]; it adds ``learned_weight`` times
-    that score. Ties go to the cheaper item, then the lower id, so the order is stable.
+    that score.
     """
-    ranked = []
-    for candidate in candidates:
-        if (candidate.id in brief.avoid and candidate.id not in brief.locked) \
-                or candidate.price > brief.budget_max or is_excluded(candidate, brief.exclude):
-            continue
-        score, reasons = cold_score(candidate, brief)
-        if learned and learned_weight:
-            boost = learned.get(candidate.id, 0.0)
-            if boost > 0:
-                score += learned_weight * boost
-                reasons += (f"model: {boost:.0%} like past gifts",)
-        ranked.append((score, candidate, reasons))
-    ranked.sort(key=lambda entry: (-entry[0], entry[1].price, entry[1].id))
-    return ranked
+    index = candidates if isinstance(candidates, CandidateIndex) else CandidateIndex(candidates)
+    scores = index.scores(brief, learned, learned_weight)
+    return [(float(scores[row]), index.candidates[row],
+             _reasons(index.candidates[row], brief, learned, learned_weight))
+            for row in index.ranked(brief, learned, learned_weight).tolist()]
+
+
+def _reasons(candidate: Candidate, brief: Brief, learned: Mapping[int, float] | None,
+             learned_weight: float) -> tuple[str, ...]:
+    reasons = cold_score(candidate, brief)[1]
+    boost = learned.get(candidate.id, 0.0) if learned and learned_weight else 0.0
+    return reasons + (f"model: {boost:.0%} like past gifts",) if boost > 0 else reasons
 
 
 class _Builder:
@@ -211,14 +325,9 @@ class _Builder:
     def __init__(self, brief: Brief, max_items: int) -> None:
         self.brief, self.max_items = brief, max_items
         self.lines: list[list] = []  # [candidate, quantity, reasons]
-
-    @property
-    def cost(self) -> float:
-        return sum(candidate.price * quantity for candidate, quantity, _ in self.lines)
-
-    @property
-    def categories(self) -> set[str]:
-        return {candidate.category for candidate, _, _ in self.lines}
+        self.cost = 0.0
+        self.categories: set[str] = set()
+        self.ids: set[int] = set()
 
     def uncovered(self) -> list[str]:
         return [theme for theme in self.brief.themes
@@ -226,48 +335,62 @@ class _Builder:
 
     def fits(self, candidate: Candidate, reserve: float = 0.0) -> bool:
         return (len(self.lines) < self.max_items and candidate.category not in self.categories
+                and candidate.id not in self.ids
                 and self.cost + candidate.price + reserve <= self.brief.budget_max + 1e-9)
 
-    def add(self, candidate: Candidate, reasons: tuple[str, ...]) -> None:
-        self.lines.append([candidate, 1, reasons])
+    def add(self, candidate: Candidate, reasons: tuple[str, ...], quantity: int = 1) -> None:
+        self.lines.append([candidate, quantity, reasons])
+        self.cost += candidate.price * quantity
+        self.categories.add(candidate.category)
+        self.ids.add(candidate.id)
+
+    def raise_quantity(self, line: list) -> None:
+        line[1] += 1
+        self.cost += line[0].price
 
 
-def _cheapest_cover(theme: str, pool: Sequence) -> float:
-    prices = [candidate.price for _, candidate, _ in pool if candidate.covers(theme)]
-    return min(prices, default=math.inf)
+class _Request:
+    """One brief against one index: the ranking, and how to explain a pick."""
+
+    def __init__(self, index: CandidateIndex, brief: Brief,
+                 learned: Mapping[int, float] | None, learned_weight: float) -> None:
+        self.index, self.brief = index, brief
+        self.learned, self.weight = learned, learned_weight
+        self.order = index.ranked(brief, learned, learned_weight)
+        self.rows = self.order.tolist()
+
+    def reasons(self, row: int) -> tuple[str, ...]:
+        return _reasons(self.index.candidates[row], self.brief, self.learned, self.weight)
 
 
-def _build(pool: Sequence, brief: Brief, banned: set[int], locked: Sequence,
+def _build(request: _Request, banned: set[int], locked: Sequence[int],
            max_items: int, max_quantity: int) -> Bundle | None:
-    """Assemble one bundle from ``pool`` (ranked) or return None when it cannot fit the brief."""
+    """Assemble one bundle (see the module docstring) or return None when it cannot fit."""
+    index, brief = request.index, request.brief
     builder = _Builder(brief, max_items)
-    for _, candidate, reasons in locked:
-        builder.add(candidate, reasons + ("locked by staff",))
-    taken = builder_ids(builder)
-    usable = [entry for entry in pool if entry[1].id not in banned and entry[1].id not in taken]
-    cheapest = {theme: _cheapest_cover(theme, usable) for theme in brief.themes}
+    for row in locked:
+        builder.add(index.candidates[row], request.reasons(row) + ("locked by staff",))
+    taken = [index.position[item_id] for item_id in builder.ids]
+    usable = request.order[~np.isin(request.order, [*banned, *taken])]
+    covering = {theme: index.covering(theme)[usable] for theme in brief.themes}
+    cheapest = {theme: float(index.price[usable][mask].min()) if mask.any() else math.inf
+                for theme, mask in covering.items()}
     # Rarest theme first: it has the fewest items that can cover it.
-    themes = sorted(builder.uncovered(),
-                    key=lambda t: sum(1 for _, c, _ in usable if c.covers(t)))
-    for theme in themes:
+    for theme in sorted(builder.uncovered(), key=lambda t: int(covering[t].sum())):
         if theme not in builder.uncovered():
             continue  # an item picked for an earlier theme covers this one too
-        others = [t for t in builder.uncovered() if t != theme]
-        reserve = sum(cheapest[t] for t in others)
+        reserve = sum(cheapest[t] for t in builder.uncovered() if t != theme)
         reserve = reserve if math.isfinite(reserve) else 0.0
-        taken = builder_ids(builder)
-        pick = next((entry for entry in usable if entry[1].covers(theme)
-                     and entry[1].id not in taken and builder.fits(entry[1], reserve)), None)
+        pick = next((row for row in usable[covering[theme]].tolist()
+                     if builder.fits(index.candidates[row], reserve)), None)
         if pick is None:
             return None
-        builder.add(pick[1], pick[2])
-    taken = builder_ids(builder)
-    for _, candidate, reasons in usable:
+        builder.add(index.candidates[pick], request.reasons(pick))
+    for row in usable.tolist():
         if len(builder.lines) >= max_items:
             break
-        if candidate.id not in taken and builder.fits(candidate):
-            builder.add(candidate, reasons)
-            taken.add(candidate.id)
+        if builder.fits(index.candidates[row]):
+            builder.add(index.candidates[row], request.reasons(row))
     _raise_quantities(builder, max_quantity)
     if builder.uncovered() or not builder.lines \
             or builder.cost < brief.budget_min - 1e-9 or builder.cost > brief.budget_max + 1e-9:
@@ -275,11 +398,6 @@ def _build(pool: Sequence, brief: Brief, banned: set[int], locked: Sequence,
     lines = tuple(BundleItem(candidate, quantity, reasons or ("fills the budget",))
                   for candidate, quantity, reasons in builder.lines)
     return Bundle(lines, _bundle_reasons(lines, brief))
-
-
-def builder_ids(builder: _Builder) -> set[int]:
-    """The ids already in the bundle under construction."""
-    return {candidate.id for candidate, _, _ in builder.lines}
 
 
 def _raise_quantities(builder: _Builder, max_quantity: int) -> None:
@@ -290,7 +408,7 @@ def _raise_quantities(builder: _Builder, max_quantity: int) -> None:
                      and builder.cost + line[0].price <= brief.budget_max + 1e-9), None)
         if line is None:
             return
-        line[1] += 1
+        builder.raise_quantity(line)
 
 
 def _bundle_reasons(lines: Sequence[BundleItem], brief: Brief) -> tuple[str, ...]:
@@ -303,26 +421,30 @@ def _bundle_reasons(lines: Sequence[BundleItem], brief: Brief) -> tuple[str, ...
     return tuple(reasons)
 
 
-def propose(candidates: Iterable[Candidate], brief: Brief, *,
+def propose(candidates: Iterable[Candidate] | CandidateIndex, brief: Brief, *,
             learned: Mapping[int, float] | None = None, learned_weight: float = 0.0,
             bundles: int = BUNDLES, max_items: int = MAX_ITEMS,
             max_quantity: int = MAX_QUANTITY) -> Proposal:
-    """Up to ``bundles`` different bundles for ``brief`` (see the module docstring)."""
-    candidates = list(candidates)
-    pool = rank(candidates, brief, learned, learned_weight)
-    by_id = {entry[1].id: entry for entry in pool}
-    locked = [by_id[item_id] for item_id in brief.locked if item_id in by_id]
+    """Up to ``bundles`` different bundles for ``brief`` (see the module docstring).
+
+    Pass a :class:`CandidateIndex` built once when proposing repeatedly from one catalogue.
+    """
+    index = candidates if isinstance(candidates, CandidateIndex) else CandidateIndex(candidates)
+    request = _Request(index, brief, learned, learned_weight)
+    eligible = set(request.rows)
+    locked = [index.position[item_id] for item_id in brief.locked
+              if item_id in index.position and index.position[item_id] in eligible]
     made: list[Bundle] = []
     banned: set[int] = set()
-    for index in range(bundles):
-        bundle = _build(pool, brief, banned, locked if index == 0 else [],
-                        max_items, max_quantity)
+    for number in range(bundles):
+        bundle = _build(request, banned, locked if number == 0 else [], max_items,
+                        max_quantity)
         if bundle is None:
             break
         made.append(bundle)
-        banned |= bundle.item_ids
+        banned |= {index.position[item_id] for item_id in bundle.item_ids}
     if not made:
-        return Proposal((), explain_infeasible(candidates, brief))
+        return Proposal((), explain_infeasible(index.candidates, brief))
     count = "three different bundles" if len(made) == 3 else (
         f"{len(made)} bundle{'s' if len(made) > 1 else ''} (no more fit without reusing items)")
     return Proposal(tuple(made), f"{count} for {_describe(brief)}.")

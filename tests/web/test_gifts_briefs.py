@@ -247,3 +247,45 @@ def test_bad_briefs_get_422_naming_the_field(app, client, catalogue, body, field
 def test_hosts_cannot_ask_for_proposals(app, client, catalogue):
     assert api_post(client, app, {"budget": {"min": 1, "max": 10}}, role="host").status_code \
         == 403
+
+
+def test_recommender_settings_are_validated_and_saved(app, htmx_client, auth, catalogue):
+    from webapp.gifts.models import gifts_settings
+
+    auth.login("staff")
+    bad = htmx_client.post("/gifts/brief/settings", data={"learned_weight": "-1",
+                                                           "min_gifts": "2"})
+    assert bad.status_code == 422 and b"Number must be" in bad.data
+    good = htmx_client.post("/gifts/brief/settings", data={"learned_weight": "5.5",
+                                                            "min_gifts": "40"})
+    assert good.status_code == 200 and b"Saved" in good.data
+    with app.app_context():
+        settings = gifts_settings()
+        assert (settings.learned_weight, settings.min_gifts) == (5.5, 40)
+
+
+def test_the_catalogue_refreshes_in_the_background_only_when_it_changed(app, catalogue):
+    import threading
+
+    from webapp.gifts import recommend
+
+    with app.app_context():
+        cache = recommend.CatalogueCache(app, max_age=0.001)
+        first = cache.get()
+        assert len(first.candidates) == 40
+
+        def refreshed():
+            for thread in threading.enumerate():
+                if thread.name == "gifts-catalogue":
+                    thread.join(timeout=30)
+
+        assert cache.get() is first  # a check starts; nothing changed
+        refreshed()
+        assert cache.get() is first  # same revision: not rebuilt
+        refreshed()
+        item = db.session.scalar(select(Item).where(Item.name == "Mug 2"))
+        item.status = "rejected"
+        db.session.commit()
+        assert cache.get() is first  # the request is never kept waiting for a rebuild
+        refreshed()
+        assert len(cache.get().candidates) == 39

@@ -142,3 +142,16 @@ class SaveGiftForm(FlaskForm):
             item_id, _, quantity = part.partition(":")
             pairs.append((int(item_id), max(1, min(int(quantity or 1), 999))))
         return pairs
+
+
+class RecommenderSettingsForm(FlaskForm):
+    """How much the learned gift model counts, and when it starts."""
+
+    learned_weight = DecimalField(
+        "Gift model weight", places=1, validators=[
+            InputRequired("Give a weight (0 turns the model off)."), NumberRange(min=0, max=20)],
+        description="Added to an item's score times the model's 0–1 score; a matching theme "
+                    "counts 3, the occasion 1.5.")
+    min_gifts = IntegerField(
+        "Past gifts before the model trains", validators=[
+            InputRequired("How many past gifts?"), NumberRange(min=5, max=100000)])

@@ -20,8 +20,8 @@ from wtforms.fields.choices import SelectChoice
 from webapp.extensions import db
 from webapp.gifts import bp
 from webapp.gifts import recommend as service
-from webapp.gifts.brief_forms import BriefForm, SaveGiftForm
-from webapp.gifts.models import Client, Gift, GiftLine, Item
+from webapp.gifts.brief_forms import BriefForm, RecommenderSettingsForm, SaveGiftForm
+from webapp.gifts.models import Client, Gift, GiftLine, Item, gifts_settings
 from webapp.htmx import render_page_or_block, wants_fragment
 
 TEMPLATE = "gifts/brief.html"
@@ -82,10 +82,29 @@ def proposal_context(form: BriefForm) -> dict:
 def brief():
     """The brief form and its three proposals (the whole page)."""
     form = BriefForm(request.args if request.args else None)
-    form.load_choices()
+    if not wants_fragment():  # the live block shows no select or tick: skip its queries
+        form.load_choices()
     context = proposal_context(form)
     context["save_form"] = save_form_for(form)
+    context["settings_form"] = RecommenderSettingsForm(obj=gifts_settings(), formdata=None)
     return render_page_or_block(TEMPLATE, "proposals", **context)
+
+
+@bp.route("/brief/settings", methods=["POST"])
+def brief_settings():
+    """Save the gift model's weight and the past gifts it needs; errors come back in place."""
+    settings = gifts_settings()
+    form = RecommenderSettingsForm()
+    if not form.validate_on_submit():
+        return render_page_or_block(TEMPLATE, "recommender_settings", status=422,
+                                    settings_form=form)
+    settings.learned_weight = float(form.learned_weight.data)
+    settings.min_gifts = form.min_gifts.data
+    db.session.commit()
+    if not wants_fragment():
+        return redirect(url_for("gifts.brief"), code=303)
+    return render_page_or_block(TEMPLATE, "recommender_settings", settings_form=form,
+                                settings_saved=True)
 
 
 @bp.route("/brief/proposals")

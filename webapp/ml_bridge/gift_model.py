@@ -45,12 +45,8 @@ def train(data: list[gift_model.PastGift]):
     from webapp.gifts.models import gifts_settings
     from webapp.gifts.recommend import load_catalogue
 
-    candidates = load_catalogue().candidates
-
-    def cold_ranker(brief: gifts.Brief) -> list[int]:
-        return [candidate.id for _, candidate, _ in gifts.rank(candidates, brief)]
-
-    return gift_model.train_gift_model(data, cold_ranker=cold_ranker,
+    index = load_catalogue().index
+    return gift_model.train_gift_model(data, cold_ranker=index.ranked_ids,
                                        min_gifts=gifts_settings().min_gifts)
 
 
