@@ -142,3 +142,16 @@ def test_cards_are_cached_for_the_check_interval_then_reloaded(app, demo, monkey
         clock = iter([10_000.0, 10_000.0])
         monkeypatch.setattr(cards_module.time, "monotonic", lambda: next(clock))
         assert cache.cards(["Elden Ring"])["Elden Ring"].price_text == "30.00"  # aged out
+
+
+@pytest.mark.parametrize("kind, algorithm", [("games", "multinomial_nb"), ("games", "knn"),
+                                             ("dough", "linear")])
+def test_cli_trains_with_the_chosen_algorithm(app, runner, demo, kind, algorithm):
+    from webapp.registry import ModelVersion
+
+    result = runner.invoke(args=["models", "train", kind, "--algorithm", algorithm, "--wait"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        newest = db.session.scalar(select(ModelVersion).where(ModelVersion.kind == kind)
+                                   .order_by(ModelVersion.id.desc()))
+        assert algorithm in (newest.params.get("algorithm"), newest.params.get("model_type"))

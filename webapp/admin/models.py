@@ -8,7 +8,7 @@ from flask_login import current_user
 from webapp import jobs, registry
 from webapp.admin import bp
 from webapp.htmx import render_page_or_block, wants_fragment
-from webapp.ml_bridge import KINDS, get_spec
+from webapp.ml_bridge import KINDS, activated, get_spec
 
 TEMPLATE = "admin/models.html"
 RETRAIN = "retrain"
@@ -92,6 +92,7 @@ def activate(kind: str, version: str):
         registry.activate(kind, version, current_user.username, reason="activated by hand")
     except registry.RegistryError as error:
         return render_card(kind, status=422, notice=str(error))
+    activated(kind, version)
     return render_card(kind, notice=f"Version {version} is now active.")
 
 
@@ -103,5 +104,6 @@ def rollback(kind: str):
         row = registry.rollback(kind, current_user.username)
     except registry.RegistryError as error:
         return render_card(kind, status=422, notice=str(error))
+    activated(kind, row.version)
     return render_card(kind, notice=f"Rolled back to {row.version}.")
 

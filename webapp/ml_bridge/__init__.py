@@ -37,6 +37,12 @@ class KindSpec:
     metric_labels: dict = field(default_factory=dict)
     #: Values accepted by ``flask models train KIND --algorithm``.
     algorithms: tuple[str, ...] = ()
+    #: The ``train`` keyword that ``--algorithm`` sets (the dough model calls it model_type).
+    algorithm_param: str = "algorithm"
+    #: Called with the version each time a version of this kind becomes active (by the gate,
+    #: an admin or the CLI), e.g. to recompute batch suggestions; None for most kinds.
+    #: It may return the background job it started, so a command can wait for it.
+    after_activation: Callable[[str], object] | None = None
 
 
 KINDS: dict[str, KindSpec] = {}
@@ -97,6 +103,22 @@ def served_versions() -> dict[str, str | None]:
     return {kind: h.served_version for kind, h in holders.items()}
 
 
+def activated(kind: str, version: str) -> object | None:
+    """Tell ``kind`` that ``version`` just became active (runs its ``after_activation`` hook).
+
+    Every place that activates a version calls this after the activation committed: the gate
+    in :func:`promote_if_better`, the Models page (activate, roll back) and ``flask models``.
+    Returns what the hook returned (the job it started, if any), or None without a hook.
+    """
+    hook = get_spec(kind).after_activation
+    return None if hook is None else hook(version)
+
+
+def _activate(kind: str, version: str, by: str | None, reason: str) -> None:
+    registry.activate(kind, version, by, reason=reason)
+    activated(kind, version)
+
+
 @dataclass(frozen=True)
 class Decision:
     """What the promotion gate decided about a candidate."""
@@ -114,7 +136,7 @@ def promote_if_better(kind: str, candidate, by: str | None) -> Decision:
     old = champion.metrics.get(metric) if champion else None
     margin = current_app.config["PROMOTION_MARGIN"]
     if champion is None:  # it passed verification, and there is nothing to compare it with
-        registry.activate(kind, candidate.version, by, reason="first model")
+        _activate(kind, candidate.version, by, reason="first model")
         return Decision(True, "first model")
     if new is None:
         # Without a hold-out (e.g. no picks yet) there is nothing to compare: promote only when
@@ -123,14 +145,14 @@ def promote_if_better(kind: str, candidate, by: str | None) -> Decision:
             return Decision(False, f"kept as candidate: no hold-out {metric} to compare with "
                                    f"the active {_number(old)}")
         reason = f"no hold-out {metric} on either model; the newer data wins"
-        registry.activate(kind, candidate.version, by, reason=reason)
+        _activate(kind, candidate.version, by, reason=reason)
         return Decision(True, reason)
     new_value = float("nan") if new is None else new
     if not passes_gate(new_value, old, margin, lower_is_better=spec.lower_is_better):
         return Decision(False, f"kept as candidate: {metric} {_number(new)} is worse than the "
                                f"active {_number(old)} by more than {margin:.0%}")
     reason = f"passed gate: {metric} {_number(new)} vs {_number(old)}"
-    registry.activate(kind, candidate.version, by, reason=reason)
+    _activate(kind, candidate.version, by, reason=reason)
     return Decision(True, reason)
 
 
@@ -167,11 +189,13 @@ def retrain_task(progress, kind: str, trained_by: str | None = None, **params) -
 
 def register_kinds() -> None:
     """Register every model kind Curate has (called by create_app)."""
-    from webapp.ml_bridge import dough, games
+    from webapp.ml_bridge import dough, games, gift_model, labels
 
     register_kind(dough.SPEC)
     register_kind(games.SPEC)
+    register_kind(labels.SPEC)
+    register_kind(gift_model.SPEC)
 
 
-__all__ = ["KINDS", "KindSpec", "ModelUnavailable", "Served", "get_spec", "holder",
+__all__ = ["KINDS", "KindSpec", "ModelUnavailable", "Served", "activated", "get_spec", "holder",
            "register_kinds", "retrain_task", "serve", "served_versions"]

@@ -9,7 +9,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from webapp import jobs, registry
-from webapp.ml_bridge import KINDS, get_spec
+from webapp.ml_bridge import KINDS, activated, get_spec
 
 models_cli = AppGroup("models", help="Model versions: list, train, activate, roll back.")
 
@@ -55,7 +55,7 @@ def train_command(kind: str, params: tuple[str, ...], algorithm: str | None, wai
         if algorithm not in choices:
             raise click.BadParameter(f"{algorithm!r} is not one of {', '.join(choices)}",
                                      param_hint="--algorithm")
-        options["model_type"] = algorithm
+        options[get_spec(kind).algorithm_param] = algorithm
     try:
         job, created = jobs.enqueue(RETRAIN, {"kind": kind, "trained_by": "cli", **options},
                                     dedupe_key=f"{RETRAIN}:{kind}", created_by="cli",
@@ -75,7 +75,8 @@ def _split(param: str) -> tuple[str, str]:
     return key, value
 
 
-def _wait_for(job_id: str) -> None:
+def _follow(job_id: str) -> jobs.Job:
+    """Print a job's progress until it is done; return it."""
     last = None
     while True:
         job = jobs.get_job(job_id)
@@ -84,8 +85,12 @@ def _wait_for(job_id: str) -> None:
             click.echo(line)
             last = line
         if job.done:
-            break
+            return job
         time.sleep(0.2)
+
+
+def _wait_for(job_id: str) -> None:
+    job = _follow(job_id)
     if job.status == "failed":
         raise click.ClickException(f"Job failed: {job.error}")
     click.echo(f"Version {job.result['version']}: "
@@ -103,6 +108,7 @@ def activate_command(kind: str, version: str) -> None:
     except registry.RegistryError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"{kind} {version} is now active.")
+    _after_activation(kind, version)
 
 
 @models_cli.command("rollback")
@@ -114,3 +120,16 @@ def rollback_command(kind: str) -> None:
     except registry.RegistryError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"{kind} rolled back to {row.version}.")
+    _after_activation(kind, row.version)
+
+
+def _after_activation(kind: str, version: str) -> None:
+    """Run the kind's follow-up (e.g. batch suggestions); wait for its job on the thread
+    backend, which runs inside this process and would be abandoned on exit."""
+    job = activated(kind, version)
+    if isinstance(job, jobs.Job):
+        click.echo(f"Started {job.kind}: job {job.id}")
+        if current_app.config["JOBS_BACKEND"] == "thread":
+            done = _follow(job.id)
+            if done.status == "failed":
+                raise click.ClickException(f"{done.kind} failed: {done.error}")

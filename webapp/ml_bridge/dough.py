@@ -95,4 +95,5 @@ SPEC = KindSpec(
     param_form=DoughTrainForm,
     metric_labels={"mae": "MAE", "rmse": "RMSE", "r2": "R²"},
     algorithms=dough_ml.MODEL_TYPES,
+    algorithm_param="model_type",
 )
