@@ -289,3 +289,50 @@ def test_the_catalogue_refreshes_in_the_background_only_when_it_changed(app, cat
         assert cache.get() is first  # the request is never kept waiting for a rebuild
         refreshed()
         assert len(cache.get().candidates) == 39
+
+
+def seed_past_gifts(count: int) -> None:
+    """``count`` sent gifts: tech clients get Roasters coffee, legal ones Tea House tea."""
+    clients = {c.industry: c for c in db.session.scalars(select(Client))}
+    items = db.session.scalars(select(Item).order_by(Item.id)).all()
+    for number in range(count):
+        industry = "tech" if number % 2 else "legal"
+        vendor = "Roasters" if industry == "tech" else "Tea House"
+        picks = [item for item in items if item.vendor == vendor][number % 3::5][:3]
+        gift = Gift(client_id=clients[industry].id, name=f"Past {number}", status="sent",
+                    occasion="onboarding", budget_min=Decimal("10"), budget_max=Decimal("80"),
+                    synthetic=True)
+        gift.lines = [GiftLine(item_id=item.id, item_name=item.name, unit_price=item.unit_price)
+                      for item in picks]
+        db.session.add(gift)
+    db.session.commit()
+
+
+def test_the_gift_model_trains_on_past_gifts_and_joins_the_proposals(app, htmx_client, auth,
+                                                                      catalogue):
+    from webapp.ml_bridge import retrain_task
+
+    with app.app_context():
+        seed_past_gifts(40)
+        result = retrain_task(lambda percent, message: None, kind="gifts", trained_by="test")
+        assert result["activated"], result
+        metrics = result["metrics"]
+        assert {"hit_rate_at_10", "recall_at_10", "popular_recall_at_10",
+                "cold_recall_at_10"} <= set(metrics)
+    auth.login("staff")
+    acme_id = 1
+    with app.app_context():
+        acme_id = db.session.scalar(select(Client.id).where(Client.industry == "tech"))
+    response = htmx_client.get("/gifts/brief/proposals", query_string={
+        **BRIEF, "themes": [], "client_id": acme_id})
+    assert f"gift model <code>{result['version']}</code>".encode() in response.data
+    assert b"like past gifts" in response.data
+
+
+def test_the_gift_model_refuses_to_train_on_too_few_gifts(app, catalogue):
+    from webapp.ml_bridge import retrain_task
+
+    with app.app_context():
+        seed_past_gifts(5)
+        with pytest.raises(ValueError, match="at least 20 past gifts"):
+            retrain_task(lambda percent, message: None, kind="gifts", trained_by="test")
