@@ -645,3 +645,28 @@ def test_hosts_get_403_and_anonymous_users_the_login_page(app, client, auth):
     assert upload(client, b"Name,Price\nA,1\n").status_code == 403
     with app.app_context():
         assert db.session.scalar(select(ItemImport)) is None
+
+
+def test_imported_items_get_rule_suggestions_without_pressing_apply(app, client, staff):
+    from webapp.gifts import rules
+    from webapp.gifts.models import ItemLabel, Label, LabelGroup, Rule
+    from webapp.jobs import latest_job
+
+    with app.app_context():
+        group = LabelGroup(name="theme", name_key="theme", multi=True)
+        group.labels = [Label(name="coffee", name_key="coffee")]
+        db.session.add(group)
+        db.session.flush()
+        db.session.add(Rule(name="Coffee", priority=10, labels=[group.labels[0]], condition={
+            "match": "all", "conditions": [{"field": "text", "op": "contains",
+                                            "value": "coffee"}]}))
+        db.session.commit()
+    finished = import_csv(client, app, b"name,price\nHouse coffee beans,12.50\nMug,8\n")
+    assert finished.status == "done" and finished.added == 2
+    with app.app_context():
+        job = latest_job(rules.JOB_KIND, rules.JOB_SUBJECT)
+        assert job is not None, "the import should queue the rules"
+        wait_for_job(job.id)
+        labelled = db.session.execute(select(Item.name, ItemLabel.source, ItemLabel.rule_name)
+                                      .join(ItemLabel, ItemLabel.item_id == Item.id)).all()
+        assert labelled == [("House coffee beans", "rule", "Coffee")]

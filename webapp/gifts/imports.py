@@ -904,12 +904,30 @@ def import_task(progress, import_id: str) -> dict:
         return {"status": "failed"}
     path = Path(record.stored_path)
     try:
-        return execute_import(record, path, progress)
+        result = execute_import(record, path, progress)
+        if result.get("added") or result.get("merged"):
+            suggest_for_new_items()
+        return result
     finally:
         db.session.rollback()
         finished = db.session.get(ItemImport, import_id)
         if finished is not None:
             discard_file(finished)
+
+
+def suggest_for_new_items() -> None:
+    """Queue the rules (and, where a group is live on it, the label model) for the items an
+    import added, so they reach the queue with suggestions without anyone pressing Apply."""
+    from webapp.gifts import rules, suggest
+    from webapp.gifts.sources import live_sources
+
+    try:
+        jobs.enqueue(rules.JOB_KIND, {"started_by": "import"}, dedupe_key=rules.DEDUPE_KEY,
+                     created_by="import", subject=rules.JOB_SUBJECT)
+    except jobs.QueueUnavailable as error:
+        log.error("Imported items were not queued for the rules: %s. Press Apply rules.", error)
+    if any(source.source == "model" for source in live_sources().values()):
+        suggest.enqueue_suggestions(by="import")
 
 
 def sync_with_job(record: ItemImport) -> None:
