@@ -63,3 +63,7 @@ def load_command() -> None:
     click.echo(f"Tavern: {load_demo_games()} games added (the reference catalogue), "
                f"{load_demo_picks()} synthetic picks added.")
     click.echo(f"Games model: {train_if_untrained('games')}")
+    from webapp.demo.gifts import load_demo_gifts
+
+    for line in load_demo_gifts().lines():
+        click.echo(line)
