@@ -13,6 +13,7 @@ import pytest
 
 ROLES = ("admin", "staff", "host")
 ANYONE = ("admin", "staff", "host")
+STAFF = ("staff",)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,64 @@ ACCESS = {
     "api.pizzeria_predictions": Token(("host", "staff")),
     "api.tavern_recommendations": Token(("host", "staff")),
     "tavern.suggestions": ("host", "staff"),
+    # Gifts: the whole blueprint is staff-only (hosts get 403).
+    "gifts.brief": STAFF,
+    "gifts.brief_proposals": STAFF,
+    "gifts.brief_save": STAFF,
+    "gifts.brief_settings": STAFF,
+    "gifts.bulk_apply": STAFF,
+    "gifts.client": STAFF,
+    "gifts.client_create": STAFF,
+    "gifts.client_update": STAFF,
+    "gifts.clients": STAFF,
+    "gifts.decide": STAFF,
+    "gifts.edit_decision": STAFF,
+    "gifts.export_download": STAFF,
+    "gifts.export_page": STAFF,
+    "gifts.gift": STAFF,
+    "gifts.gift_line_add": STAFF,
+    "gifts.gift_line_delete": STAFF,
+    "gifts.gift_line_update": STAFF,
+    "gifts.gift_picker": STAFF,
+    "gifts.gift_update": STAFF,
+    "gifts.group_create": STAFF,
+    "gifts.group_delete": STAFF,
+    "gifts.group_update": STAFF,
+    "gifts.import_discard": STAFF,
+    "gifts.import_mapping": STAFF,
+    "gifts.import_mapping_check": STAFF,
+    "gifts.import_mapping_save": STAFF,
+    "gifts.import_page": STAFF,
+    "gifts.import_profile_delete": STAFF,
+    "gifts.import_profile_rename": STAFF,
+    "gifts.import_rejects": STAFF,
+    "gifts.import_result": STAFF,
+    "gifts.import_upload": STAFF,
+    "gifts.index": STAFF,
+    "gifts.label_create": STAFF,
+    "gifts.label_delete": STAFF,
+    "gifts.label_update": STAFF,
+    "gifts.queue": STAFF,
+    "gifts.queue_order": STAFF,
+    "gifts.queue_sidebar": STAFF,
+    "gifts.rule_create": STAFF,
+    "gifts.rule_delete": STAFF,
+    "gifts.rule_edit": STAFF,
+    "gifts.rule_enabled": STAFF,
+    "gifts.rule_move": STAFF,
+    "gifts.rule_preview": STAFF,
+    "gifts.rule_restore": STAFF,
+    "gifts.rule_update": STAFF,
+    "gifts.rules": STAFF,
+    "gifts.rules_apply": STAFF,
+    "gifts.rules_apply_status": STAFF,
+    "gifts.static": STAFF,
+    "gifts.undo_batch": STAFF,
+    "gifts.undo_decision": STAFF,
+    "gifts.undo_last": STAFF,
+    "gifts.vocabulary": STAFF,
+    "gifts.vocabulary_settings": STAFF,
+    "api.gift_proposals": Token(("staff",)),
     "tavern.record_pick": ("host", "staff"),
 }
 
@@ -92,7 +151,8 @@ SAMPLE_ARGS = {"user_id": 999999, "filename": "app.css", "kind": "dough", "versi
                "night_id": 999999, "batch_id": "0" * 32, "game_id": 999999, "style_id": 999999,
                "import_id": "0" * 32, "name": "0" * 32 + ".png", "item_id": 999999,
                "rule_id": 999999, "group_id": 999999, "label_id": 999999, "profile_id": 999999,
-               "decision_id": 999999}
+               "decision_id": 999999, "client_id": 999999, "gift_id": 999999,
+               "line_id": 999999}
 
 
 def all_rules(app):

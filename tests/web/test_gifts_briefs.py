@@ -336,3 +336,12 @@ def test_the_gift_model_refuses_to_train_on_too_few_gifts(app, catalogue):
         seed_past_gifts(5)
         with pytest.raises(ValueError, match="at least 20 past gifts"):
             retrain_task(lambda percent, message: None, kind="gifts", trained_by="test")
+
+
+def test_bad_settings_without_javascript_get_the_page_with_the_errors(client, auth, catalogue):
+    auth.login("staff")
+    response = client.post("/gifts/brief/settings", data={"learned_weight": "x",
+                                                          "min_gifts": ""})
+    assert response.status_code == 422
+    assert b"<html" in response.data and b"What should we send?" in response.data
+    assert b"How many past gifts?" in response.data

@@ -67,3 +67,8 @@ def load_command() -> None:
 
     for line in load_demo_gifts().lines():
         click.echo(line)
+    from webapp.demo.gift_history import load_demo_clients_and_gifts
+
+    clients, gifts = load_demo_clients_and_gifts()
+    click.echo(f"Gifts: {clients} synthetic clients and {gifts} synthetic past gifts added.")
+    click.echo(f"Gift model: {train_if_untrained('gifts')}")

@@ -81,13 +81,19 @@ def proposal_context(form: BriefForm) -> dict:
 @bp.route("/brief")
 def brief():
     """The brief form and its three proposals (the whole page)."""
+    return render_page_or_block(TEMPLATE, "proposals", **page_context())
+
+
+def page_context(settings_form: RecommenderSettingsForm | None = None) -> dict:
+    """What the brief page shows, from the query string."""
     form = BriefForm(request.args if request.args else None)
     if not wants_fragment():  # the live block shows no select or tick: skip its queries
         form.load_choices()
     context = proposal_context(form)
     context["save_form"] = save_form_for(form)
-    context["settings_form"] = RecommenderSettingsForm(obj=gifts_settings(), formdata=None)
-    return render_page_or_block(TEMPLATE, "proposals", **context)
+    context["settings_form"] = settings_form or RecommenderSettingsForm(
+        obj=gifts_settings(), formdata=None)
+    return context
 
 
 @bp.route("/brief/settings", methods=["POST"])
@@ -96,6 +102,9 @@ def brief_settings():
     settings = gifts_settings()
     form = RecommenderSettingsForm()
     if not form.validate_on_submit():
+        if not wants_fragment():
+            return render_page_or_block(TEMPLATE, "recommender_settings", status=422,
+                                        **page_context(form))
         return render_page_or_block(TEMPLATE, "recommender_settings", status=422,
                                     settings_form=form)
     settings.learned_weight = float(form.learned_weight.data)
