@@ -11,8 +11,8 @@ from tests.e2e.conftest import log_in
 
 # The navigation each role must see, in order (sections appear as their features land).
 EXPECTED_NAV = {
-    "admin": ["Home", "Pizzeria", "Tavern", "Models", "Users"],
-    "staff": ["Home", "Pizzeria", "Tavern"],
+    "admin": ["Home", "Pizzeria", "Tavern", "Gifts", "Models", "Users"],
+    "staff": ["Home", "Pizzeria", "Tavern", "Gifts"],
     "host": ["Home", "Pizzeria", "Tavern"],
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
@@ -12,7 +14,7 @@ from webapp.htmx import render_page_or_block, trigger, wants_fragment
 from webapp.ml_bridge import ModelUnavailable
 from webapp.ml_bridge import games as games_bridge
 from webapp.tavern import bp
-from webapp.tavern.cards import cards
+from webapp.tavern.cards import Card, cards
 from webapp.tavern.forms_suggest import PickForm, SuggestForm
 from webapp.tavern.models import Game, GamePick
 
@@ -29,9 +31,25 @@ def suggestion_context(form: SuggestForm) -> dict:
         suggestions, version = games_bridge.recommend(budget, known)
     except ModelUnavailable as error:
         return {"suggestions": [], "unavailable": str(error), "version": None, "unknown": []}
-    shown = cards([s.name for s in suggestions])
-    return {"suggestions": [(s, shown.get(s.name)) for s in suggestions], "version": version,
+    names = [s.name for s in suggestions]
+    shown = cards(names)
+    # Plain values prepared here: the same work in Jinja filters cost more than the model.
+    rows = [Shown(s.name, s.score, int(s.score * 100 + 0.5), "; ".join(s.reasons),
+                  shown.get(s.name))
+            for s in suggestions]
+    return {"suggestions": rows, "suggested_names": "|".join(names), "version": version,
             "unavailable": None, "unknown": unknown, "budget": budget, "gameplay": known}
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One suggestion as the list shows it."""
+
+    name: str
+    score: float
+    percent: int
+    reason: str
+    card: Card | None
 
 
 def page(form: SuggestForm, status: int = 200, block: str = "suggestions", **extra):
