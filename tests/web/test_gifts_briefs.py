@@ -153,9 +153,11 @@ def test_marking_a_gift_sent_records_feedback(app, client, auth, catalogue):
         db.session.commit()
         gift_id = gift.id
     response = client.post(f"/gifts/gifts/{gift_id}", data={
-        "name": "Box", "status": "sent", "recipients": "3", "budget_max": ""})
+        "name": "Box", "status": "sent", "recipients": "3", "budget_max": "",
+        "gift_date": "2026-12-01"})
     assert response.status_code == 303
     with app.app_context():
+        assert db.session.get(Gift, gift_id).gift_date.date().isoformat() == "2026-12-01"
         assert db.session.scalar(select(func.count()).select_from(ProposalEvent)
                                  .where(ProposalEvent.event == "sent")) == 1
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from flask import abort, flash, redirect, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
-from wtforms import DecimalField, IntegerField, SelectField, StringField
+from wtforms import DateField, DecimalField, IntegerField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
@@ -33,6 +33,8 @@ class GiftForm(FlaskForm):
                                                         NumberRange(min=1, max=100000)])
     budget_max = DecimalField("Budget per recipient (max)", places=2,
                               validators=[Optional(), NumberRange(min=0, max=100000)])
+    gift_date = DateField("Date", validators=[Optional()],
+                          description="When it is (or was) sent.")
 
 
 class QuantityForm(FlaskForm):
@@ -58,11 +60,17 @@ def line_or_404(gift: Gift, line_id: int) -> GiftLine:
     return line
 
 
+def gift_form(gift: Gift) -> GiftForm:
+    """The details form filled from ``gift`` (its date without the time)."""
+    form = GiftForm(obj=gift, formdata=None)
+    form.gift_date.data = gift.gift_date.date() if gift.gift_date else None
+    return form
+
+
 def lines_block(gift: Gift, status: int = 200, **extra):
     """The lines with the total (or the whole page without htmx)."""
     return render_page_or_block(TEMPLATE, "lines", status=status, gift=gift,
-                                form=extra.pop("form", None) or GiftForm(obj=gift, formdata=None),
-                                **extra)
+                                form=extra.pop("form", None) or gift_form(gift), **extra)
 
 
 @bp.route("/gifts/<int:gift_id>")
@@ -82,6 +90,8 @@ def gift_update(gift_id: int):
     found.name = form.name.data.strip()
     found.status, found.recipients = form.status.data, form.recipients.data
     found.budget_max = form.budget_max.data
+    found.gift_date = (datetime.combine(form.gift_date.data, datetime.min.time())
+                       if form.gift_date.data else None)
     db.session.commit()
     if found.status == "sent" and not was_sent:
         service.record_event("sent", brief_of(found), gift_id=found.id)
@@ -120,7 +130,7 @@ def gift_picker(gift_id: int):
             .order_by(Item.name_key, Item.id).limit(PICKER_LIMIT + len(taken)))
             if item.id not in taken][:PICKER_LIMIT]
     return render_page_or_block(TEMPLATE, "picker_results", gift=found, items=items,
-                                q=query_text, form=GiftForm(obj=found, formdata=None))
+                                q=query_text, form=gift_form(found))
 
 
 @bp.route("/gifts/<int:gift_id>/lines", methods=["POST"])
