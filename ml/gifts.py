@@ -164,7 +164,7 @@ def cold_score(candidate: Candidate, brief: Brief) -> tuple[float, tuple[str, ..
     if themes:
         score += THEME_WEIGHT * len(themes)
         reasons.append("theme: " + ", ".join(themes))
-    if "local" in candidate.attributes:
+    if "local" in candidate.attributes and "local" not in themes:
         reasons.append("local vendor")
     if "sustainable" in candidate.attributes and "sustainability" not in themes:
         reasons.append("sustainable")

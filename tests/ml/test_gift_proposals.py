@@ -191,3 +191,10 @@ def test_items_swapped_out_before_score_lower():
                         past_swaps={"onboarding": 4})
     brief = Brief("onboarding", 5, 20)
     assert cold_score(swapped, brief)[0] < cold_score(plain, brief)[0]
+
+
+def test_a_theme_the_attribute_covers_is_not_said_twice():
+    item = Candidate(1, "Roast", "Local Roasters", "coffee", 12.0, frozenset({"theme:coffee"}),
+                     frozenset({"local"}))
+    assert cold_score(item, Brief(None, 10, 30, themes=("coffee", "local")))[1] == (
+        "theme: coffee, local",)
