@@ -31,6 +31,10 @@ def test_host_edits_a_night_inline_with_the_keyboard(page, live_app, screenshot_
     date.press("Enter")  # Enter saves; the server refuses with 422, shown in the row
     expect(editing.get_by_text("There is already a night on 2022-12-20.")).to_be_visible()
     editing = page.locator("tr.editing")
+    # The app moves focus to the invalid field when the row has settled (20 ms after the
+    # swap); typing before that would race with it (keys would land in the date).
+    expect(page.locator("tr.editing.htmx-settling, tr.editing .htmx-added")).to_have_count(0)
+    expect(editing.get_by_label("Date")).to_be_focused()
     editing.get_by_label("Date").fill("2022-12-19")
     doughs = editing.get_by_label("Doughs used")
     doughs.fill("41")
