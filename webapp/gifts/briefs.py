@@ -8,7 +8,6 @@ they always carry the brief as it is on screen. With htmx the form re-proposes o
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 
 from flask import abort, redirect, request, url_for
@@ -17,6 +16,7 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
 
+from webapp.auth.models import utcnow
 from webapp.extensions import db
 from webapp.gifts import bp
 from webapp.gifts import recommend as service
@@ -177,7 +177,7 @@ def create_gift(save: SaveGiftForm, brief_form: BriefForm, lines) -> Gift:
                 budget_max=Decimal(brief_form.budget_max.data),
                 themes=list(brief_form.themes.data or ()),
                 exclude=list(brief_form.exclude.data or ()), note=brief_form.note.data or "",
-                gift_date=datetime.now(), created_by=current_user.username)
+                gift_date=utcnow(), created_by=current_user.username)
     for position, (item_id, quantity) in enumerate(lines):
         item = items[item_id]
         gift.lines.append(GiftLine(item_id=item.id, item_name=item.name,

@@ -13,6 +13,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from ml.gifts import Brief
+from webapp.auth.models import utcnow
 from webapp.extensions import db
 from webapp.gifts import bp
 from webapp.gifts import recommend as service
@@ -150,7 +151,7 @@ def gift_line_add(gift_id: int):
                                     position=len(found.lines)))
     else:
         line.quantity = min(line.quantity + 1, 999)
-    found.updated_at = datetime.now()
+    found.updated_at = utcnow()  # lines changed: the gift changed (catalogue revision)
     db.session.commit()
     return after_line_change(found)
 
