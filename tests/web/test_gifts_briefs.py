@@ -347,3 +347,13 @@ def test_bad_settings_without_javascript_get_the_page_with_the_errors(client, au
     assert response.status_code == 422
     assert b"<html" in response.data and b"What should we send?" in response.data
     assert b"How many past gifts?" in response.data
+
+
+def test_a_brief_opened_from_a_client_page_starts_clean(app, client, auth, catalogue):
+    auth.login("staff")
+    with app.app_context():
+        acme_id = db.session.scalar(select(Client.id).where(Client.name == "Acme Labs"))
+    page = client.get(f"/gifts/brief?client_id={acme_id}&avoid_repeats=y")
+    assert page.status_code == 200
+    assert b"No brief yet." in page.data and b"Check the brief" not in page.data
+    assert f'<option selected value="{acme_id}">Acme Labs'.encode() in page.data

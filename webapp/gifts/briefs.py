@@ -65,7 +65,10 @@ def proposal_context(form: BriefForm) -> dict:
     """Everything the proposals block shows, and the feedback it records."""
     action = apply_actions(form, request.args)
     context = {"form": form, "lock": form.lock_ids, "avoid": form.avoid_ids, "proposed": None}
-    if not request.args or not form.validate():
+    # A brief starts once it has a budget: a link that only names the client (from the
+    # client's page) opens the form with the defaults, not with "give a budget" errors.
+    started = "budget_min" in request.args or "budget_max" in request.args
+    if not started or not form.validate():
         return context
     client = form.client()
     brief = form.brief(received_items(client))

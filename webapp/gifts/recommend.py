@@ -146,9 +146,10 @@ class CatalogueCache:
                 self._refreshing, self._checked = False, time.monotonic()
 
     def clear(self) -> None:
-        """Rebuild at the next request (after this worker changed gifts or labels)."""
+        """Check for changes at the next request (after this worker changed gifts): the check
+        and any rebuild still run in the background, so no request waits for them."""
         with self._lock:
-            self._catalogue = None
+            self._checked = 0.0
 
 
 def catalogue_cache() -> CatalogueCache:
