@@ -23,23 +23,17 @@ numbers to ``bench/results/games-inference-<UTC time>.json``.
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
-import os
-import platform
 import sys
-import timeit
 from pathlib import Path
 
 import numpy as np
-import sklearn
 
+from bench import microbench
+from bench.microbench import best_microseconds
 from ml.games import GameModel, read_games_csv, train_games
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "tests" / "ml" / "fixtures" / "gamedrop_gameplays.csv"
-RESULTS = Path(__file__).resolve().parent / "results"
 GOAL = 3.0  # top_n may cost at most this many times the numpy floor
 QUERIES = {
     "budget only": ("cheap", ()),
@@ -74,12 +68,6 @@ def statements(m: GameModel, budget: str, styles: tuple[str, ...]) -> dict[str, 
             {"e": m.estimator_, "row": row, "np": np},
         ),
     }
-
-
-def best_microseconds(stmt: str, namespace: dict, number: int, repeat: int) -> float:
-    """Best per-call time over ``repeat`` runs of ``number`` calls, in µs."""
-    runs = timeit.Timer(stmt, globals=namespace).repeat(repeat=repeat, number=number)
-    return min(runs) / number * 1e6
 
 
 def measure(number: int, repeat: int) -> dict[str, dict]:
@@ -118,37 +106,11 @@ def report(results: dict[str, dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; return 0 when every query meets the goal."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--number", type=int, default=20000, help="calls per timed run")
-    parser.add_argument("--repeat", type=int, default=9, help="timed runs; the best counts")
-    args = parser.parse_args(argv)
-    results = measure(args.number, args.repeat)
-    print(report(results))
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"games-inference-{stamp}.json"
-    machine = {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scikit-learn": sklearn.__version__,
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-    }
-    payload = {
-        "created_at": stamp,
-        "goal": GOAL,
-        "number": args.number,
-        "repeat": args.repeat,
-        "model": "complement_nb on the reference catalogue (92 games, 21 features)",
-        "queries": {label: [budget, list(styles)] for label, (budget, styles) in QUERIES.items()},
-        "machine": machine,
-        "unit": "microseconds per call (best run)",
-        "results": results,
-    }
-    path.write_text(json.dumps(payload, indent=2))
-    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
-    print(f"written to {shown}")
-    return 0 if all(r["met"] for r in results.values()) else 1
+    about = {"model": "complement_nb on the reference catalogue (92 games, 21 features)",
+             "queries": {label: [budget, list(styles)]
+                         for label, (budget, styles) in QUERIES.items()}}
+    return microbench.main(argv, description=__doc__.splitlines()[0], name="games-inference",
+                           goal=GOAL, measure=measure, report=report, about=about)
 
 
 if __name__ == "__main__":

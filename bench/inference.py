@@ -18,22 +18,16 @@ its numbers to ``bench/results/inference-<UTC time>.json``.
 
 from __future__ import annotations
 
-import argparse
 import datetime
-import json
-import os
-import platform
 import sys
-import timeit
-from pathlib import Path
 
 import numpy as np
-import sklearn
 
+from bench import microbench
+from bench.microbench import best_microseconds
 from ml.dough import MODEL_TYPES, DoughModel, multi_row, train_dough
 from ml.synthetic import generate_weekday_year, generate_year
 
-RESULTS = Path(__file__).resolve().parent / "results"
 GOAL = 3.0  # predict_one may cost at most this many times the numpy floor
 NIGHT = datetime.date(2023, 11, 14)
 RESERVATIONS, TEMPERATURE = 15, 9.5
@@ -63,12 +57,6 @@ def statements(model: DoughModel) -> dict[str, tuple[str, dict]]:
         "predict_one": (call, {"m": model, "r": RESERVATIONS, "d": NIGHT, "t": TEMPERATURE}),
         "sklearn": ("e.predict(row)", {"e": model.estimator_, "row": row}),
     }
-
-
-def best_microseconds(stmt: str, namespace: dict, number: int, repeat: int) -> float:
-    """Best per-call time over ``repeat`` runs of ``number`` calls, in µs."""
-    runs = timeit.Timer(stmt, globals=namespace).repeat(repeat=repeat, number=number)
-    return min(runs) / number * 1e6
 
 
 def measure(number: int, repeat: int) -> dict[str, dict]:
@@ -106,28 +94,8 @@ def report(results: dict[str, dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; return 0 when every model type meets the goal."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--number", type=int, default=20000, help="calls per timed run")
-    parser.add_argument("--repeat", type=int, default=9, help="timed runs; the best counts")
-    args = parser.parse_args(argv)
-    results = measure(args.number, args.repeat)
-    print(report(results))
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"inference-{stamp}.json"
-    path.write_text(json.dumps({
-        "created_at": stamp,
-        "goal": GOAL,
-        "number": args.number,
-        "repeat": args.repeat,
-        "machine": {"python": platform.python_version(), "numpy": np.__version__,
-                    "scikit-learn": sklearn.__version__, "cpus": os.cpu_count(),
-                    "platform": platform.platform()},
-        "unit": "microseconds per call (best run)",
-        "results": results,
-    }, indent=2))
-    print(f"written to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
-    return 0 if all(r["met"] for r in results.values()) else 1
+    return microbench.main(argv, description=__doc__.splitlines()[0], name="inference",
+                           goal=GOAL, measure=measure, report=report)
 
 
 if __name__ == "__main__":
