@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.naive_bayes import ComplementNB
 
 from ml.evaluation import chronological_split
-from ml.gifts import Brief, popularity
+from ml.gifts import Brief, ItemScores, popularity
 from ml.training import TrainedModel, data_hash
 
 #: Upper bounds of the budget bands (per recipient, on the brief's max).
@@ -78,15 +78,13 @@ class GiftModel:
                 vector[0, column] = 1.0
         return vector
 
-    def scores(self, brief: Brief) -> dict[int, float]:
+    def scores(self, brief: Brief) -> ItemScores:
         """Every known item's score for ``brief`` in [0, 1] (see the module docstring)."""
         joint = self.nb.predict_joint_log_proba(self._vector(brief))[0]
         low, high = float(joint.min()), float(joint.max())
         span = high - low
-        if span <= 0:
-            return {item: 0.0 for item in self.items}
-        return {int(item): float((value - low) / span)
-                for item, value in zip(self.nb.classes_, joint, strict=True)}
+        values = (joint - low) / span if span > 0 else np.zeros(len(joint))
+        return ItemScores(self.nb.classes_, values)
 
     def top(self, brief: Brief, k: int = K) -> list[int]:
         """The ``k`` best items for ``brief``; ties by lower id."""

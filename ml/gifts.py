@@ -182,6 +182,45 @@ def cold_score(candidate: Candidate, brief: Brief) -> tuple[float, tuple[str, ..
     return score, tuple(reasons)
 
 
+class ItemScores(Mapping[int, float]):
+    """A model's score per item id, kept as two sorted arrays.
+
+    It reads like a dict (``scores[item_id]``, ``scores.get(...)``), and
+    :meth:`CandidateIndex.learned_vector` takes it in one vectorised step instead of a dict
+    lookup per catalogue item on every keystroke.
+    """
+
+    def __init__(self, ids, values) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        order = np.argsort(ids, kind="stable")
+        self._ids = ids[order]
+        self._scores = np.asarray(values, dtype=np.float64)[order]
+
+    def _positions(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where each of ``ids`` sits in ``self._ids``, and whether it is there at all."""
+        if not len(self._ids):
+            return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+        positions = np.minimum(np.searchsorted(self._ids, ids), len(self._ids) - 1)
+        return positions, self._ids[positions] == ids
+
+    def __getitem__(self, item_id: int) -> float:
+        positions, found = self._positions(np.array([item_id], dtype=np.int64))
+        if not found[0]:
+            raise KeyError(item_id)
+        return float(self._scores[positions[0]])
+
+    def __iter__(self):
+        return iter(self._ids.tolist())
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def aligned(self, ids: np.ndarray) -> np.ndarray:
+        """The scores of ``ids`` in their order, 0 for ids the model does not know."""
+        positions, found = self._positions(ids)
+        return np.where(found, self._scores[positions] if len(self._scores) else 0.0, 0.0)
+
+
 class CandidateIndex:
     """The catalogue as arrays, built once and reused for every brief.
 
@@ -255,6 +294,8 @@ class CandidateIndex:
 
     def learned_vector(self, learned: Mapping[int, float]) -> np.ndarray:
         """The model's scores in catalogue order (0 for items it does not know)."""
+        if isinstance(learned, ItemScores):
+            return learned.aligned(self.ids)
         return np.fromiter((learned.get(int(i), 0.0) for i in self.ids), dtype=np.float64,
                            count=len(self))
 

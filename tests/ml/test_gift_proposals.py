@@ -198,3 +198,16 @@ def test_a_theme_the_attribute_covers_is_not_said_twice():
                      frozenset({"local"}))
     assert cold_score(item, Brief(None, 10, 30, themes=("coffee", "local")))[1] == (
         "theme: coffee, local",)
+
+
+def test_item_scores_read_like_a_dict_and_align_with_a_catalogue():
+    import numpy as np
+
+    from ml.gifts import CandidateIndex, ItemScores
+
+    scores = ItemScores([30, 10, 20], [0.3, 0.1, 0.2])
+    assert dict(scores) == {10: 0.1, 20: 0.2, 30: 0.3} and scores.get(99, 0.0) == 0.0
+    index = CandidateIndex([candidate(i, "mug", 5.0) for i in (20, 99, 10)])
+    assert index.learned_vector(scores).tolist() == [0.2, 0.0, 0.1]
+    assert index.learned_vector(dict(scores)).tolist() == [0.2, 0.0, 0.1]
+    assert ItemScores([], []).aligned(np.array([1, 2])).tolist() == [0.0, 0.0]
