@@ -17,6 +17,7 @@ accepted fifth, rule and model suggestions on the rest), then downloads
                                            [--database-url postgresql+psycopg://postgres@127.0.0.1/db]
 
 Results are printed and written to ``bench/results/gifts_export-<sqlite|postgresql>.json``.
+``suite()`` runs the gunicorn downloads alone, for ``python -m bench``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from bench import hotswap
+from bench.suite import Goal, suite_args
 from ml.gift_items import generate_items
 from webapp.auth.models import utcnow
 from webapp.extensions import db
@@ -53,6 +55,10 @@ ACCEPTED = 0.2
 FORMATS = ("csv", "jsonl")
 #: Memory checkpoints: the share of rows streamed when the peak is read.
 CHECKPOINTS = (0.1, 0.5, 1.0)
+#: The suite's size and what "streams" means there: the first byte soon, the memory flat.
+SUITE_ITEMS = 100_000
+TTFB_LIMIT_MS = 1000.0
+RSS_LIMIT_MIB = 50.0
 
 
 def seed(app, n: int) -> dict:
@@ -258,16 +264,22 @@ def instance(args):
                 db.engine.dispose()  # before the PostgreSQL database is dropped
 
 
-def run(args) -> dict:
-    """Seed, then measure in-process (and over gunicorn when asked)."""
+def seed_with_user(app, items: int) -> dict:
+    """Seed ``items`` items and add the staff user who exports; the seeding's figures."""
     from webapp.auth.service import create_user
 
+    seeded = seed(app, items)
+    with app.app_context():
+        create_user(hotswap.USERNAME, "staff", hotswap.PASSWORD)
+    return seeded
+
+
+def run(args) -> dict:
+    """Seed, then measure in-process (and over gunicorn when asked)."""
     with instance(args) as (app, env, tmp):
-        seeded = seed(app, args.items)
+        seeded = seed_with_user(app, args.items)
         print(f"seeded {seeded['items']:,} items and {seeded['labels']:,} labels "
               f"in {seeded['seconds']} s")
-        with app.app_context():
-            create_user(hotswap.USERNAME, "staff", hotswap.PASSWORD)
         client = app.test_client()
         response = client.post("/login", data={"username": hotswap.USERNAME,
                                                "password": hotswap.PASSWORD})
@@ -304,6 +316,33 @@ def report(results: dict) -> None:
               f"{figures['worker_rss_mib_before']} MiB before, "
               f"{figures['worker_rss_mib_peak']} MiB peak"
               f"{'  TRUNCATED: the worker timed out' if figures['truncated'] else ''}")
+
+
+def suite(database_url: str | None = None) -> list[Goal]:
+    """The suite's lines: each format of a 100k-item export streams from a gunicorn worker.
+
+    Over HTTP only (the in-process pass and its tracemalloc rerun are skipped), with the
+    ``--timeout 120`` of ``scripts/serve``; about 60 s on a 2-core machine, a third of it
+    seeding. Streams = the first byte within TTFB_LIMIT_MS, the worker's RSS growth within
+    RSS_LIMIT_MIB, and every row delivered.
+    """
+    args = suite_args(database_url, items=SUITE_ITEMS)
+    with instance(args) as (app, env, tmp):
+        seeded = seed_with_user(app, args.items)
+        over_http = gunicorn_pass(env, tmp, timeout=120)
+    goals = []
+    for fmt, r in over_http.items():
+        growth = r["worker_rss_mib_peak"] - r["worker_rss_mib_before"]
+        complete = r["rows"] == args.items and not r["truncated"]
+        goals.append(Goal(
+            "export", f"{args.items:,}-item {fmt.upper()} export streams (gunicorn worker)",
+            f"TTFB {r['ttfb_ms']:.0f} ms, worker RSS +{growth:.1f} MiB, {r['seconds']:.1f} s "
+            f"for {r['rows']:,} rows ({r['bytes'] / 2**20:.0f} MiB)"
+            f"{'' if complete else ', INCOMPLETE'}",
+            f"TTFB <= {TTFB_LIMIT_MS:g} ms, RSS growth <= {RSS_LIMIT_MIB:g} MiB, every row",
+            r["ttfb_ms"] <= TTFB_LIMIT_MS and growth <= RSS_LIMIT_MIB and complete,
+            {**r, "rss_growth_mib": round(growth, 1), "seed": seeded}))
+    return goals
 
 
 def main(argv: list[str] | None = None) -> int:

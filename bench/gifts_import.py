@@ -20,6 +20,7 @@ time mostly measures the wait for a CPU, and the CPU seconds are the fairer figu
 
 With ``--database-url`` a database with a random name is created on that server for each run
 and dropped afterwards. Results go to ``bench/results/gifts_import-<time>.json``.
+``suite()`` runs the timed CSV imports only, for ``python -m bench``.
 """
 
 from __future__ import annotations
@@ -40,8 +41,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.suite import Goal, memory_kb
+
 RESULTS = Path(__file__).parent / "results"
 GOAL_SECONDS = 15.0
+#: Flat memory: the import's RSS growth at 10x the rows stays within this factor (an import
+#: that held the rows would grow about 10x; a streamed one keeps its fixed costs).
+FLAT_RATIO = 2.0
 HEADERS = ["Item code", "Product", "Supplier", "Cost", "Details", "Department", "Picture",
            "Eco", "Local", "Brandable", "Perishable", "Internal notes"]
 BAD_SHARE = 0.01
@@ -144,12 +150,6 @@ def database(url: str | None, folder: Path) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _memory_kb(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def measure(path: Path, url: str | None, traced: bool) -> dict:
@@ -172,7 +172,7 @@ def measure(path: Path, url: str | None, traced: bool) -> dict:
             record.stored_path, record.status = str(stored), "queued"
             db.session.commit()
             import_id = record.id
-            rss_before = _memory_kb("VmRSS")
+            rss_before = memory_kb("VmRSS")
             if traced:
                 tracemalloc.start()
             started, cpu_started = time.perf_counter(), time.process_time()
@@ -185,7 +185,7 @@ def measure(path: Path, url: str | None, traced: bool) -> dict:
             db.session.remove()
             db.engine.dispose()
     out = {"result": result, "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3),
-           "rss_growth_mb": round((_memory_kb("VmHWM") - rss_before) / 1024, 1)}
+           "rss_growth_mb": round((memory_kb("VmHWM") - rss_before) / 1024, 1)}
     if traced:
         out["tracemalloc_peak_mb"] = round(peak / 1024 / 1024, 1)
     return out
@@ -201,6 +201,44 @@ def run_child(path: Path, url: str | None, traced: bool) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"the measuring process failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_size(folder: Path, kind: str, rows: int, url: str | None, traced: bool) -> dict:
+    """Write a ``kind`` file of ``rows`` rows in ``folder`` and import it in a fresh process;
+    with ``traced``, a second process reports tracemalloc's peak as well."""
+    path = folder / f"items-{rows}.{kind}"
+    (write_xlsx if kind == "xlsx" else write_csv)(path, rows)
+    timed = run_child(path, url, traced=False)
+    run = {"kind": kind, "rows": rows, "file_mb": round(path.stat().st_size / 2**20, 1),
+           "seconds": timed["seconds"], "cpu_seconds": timed["cpu_seconds"],
+           "rows_per_second": round(rows / timed["seconds"]),
+           "rss_growth_mb": timed["rss_growth_mb"], "counts": timed["result"]}
+    if traced:
+        run["tracemalloc_peak_mb"] = run_child(path, url, traced=True)["tracemalloc_peak_mb"]
+    return run
+
+
+def suite(database_url: str | None = None) -> list[Goal]:
+    """The suite's two lines: 100k CSV rows in time, and memory flat from 10k to 100k rows.
+
+    Timed runs only (no tracemalloc pass, no XLSX): about 25 s on a 2-core machine. Flat is
+    judged on the RSS growth of each import's own process, which includes what tracemalloc
+    cannot see (SQLite's page cache, the allocator's arenas).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        small, large = (measure_size(Path(tmp), "csv", rows, database_url, traced=False)
+                        for rows in (10_000, 100_000))
+    ratio = large["rss_growth_mb"] / max(small["rss_growth_mb"], 0.1)
+    return [
+        Goal("import", f"{large['rows']:,} messy CSV rows ({large['file_mb']} MB)",
+             f"{large['seconds']:.1f} s (CPU {large['cpu_seconds']:.1f} s, "
+             f"{large['rows_per_second']:,} rows/s)", f"<= {GOAL_SECONDS:g} s wall",
+             large["seconds"] <= GOAL_SECONDS, large),
+        Goal("import", f"flat peak memory, {small['rows']:,} -> {large['rows']:,} CSV rows",
+             f"{ratio:.2f}x (RSS +{large['rss_growth_mb']} MB vs +{small['rss_growth_mb']} MB)",
+             f"RSS growth at {large['rows'] // small['rows']}x the rows <= {FLAT_RATIO:g}x",
+             ratio <= FLAT_RATIO, {"ratio": round(ratio, 2), "small": small}),
+    ]
 
 
 def main() -> int:
@@ -221,24 +259,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for kind in kinds:
             for rows in sizes:
-                path = Path(tmp) / f"items-{rows}.{kind}"
-                (write_xlsx if kind == "xlsx" else write_csv)(path, rows)
-                timed = run_child(path, args.database_url, traced=False)
-                traced = run_child(path, args.database_url, traced=True)
-                run = {"kind": kind, "rows": rows, "file_mb": round(path.stat().st_size / 2**20, 1),
-                       "seconds": timed["seconds"], "cpu_seconds": timed["cpu_seconds"],
-                       "rows_per_second": round(rows / timed["seconds"]),
-                       "rss_growth_mb": timed["rss_growth_mb"],
-                       "tracemalloc_peak_mb": traced["tracemalloc_peak_mb"],
-                       "counts": timed["result"]}
+                run = measure_size(Path(tmp), kind, rows, args.database_url, traced=True)
                 runs.append(run)
+                counts = run["counts"]
                 print(f"{kind:4} {rows:>7,} rows ({run['file_mb']} MB): {run['seconds']:6.2f} s "
                       f"(CPU {run['cpu_seconds']:.2f} s), "
                       f"{run['rows_per_second']:>6,} rows/s, RSS +{run['rss_growth_mb']} MB, "
                       f"tracemalloc peak {run['tracemalloc_peak_mb']} MB; "
-                      f"added {timed['result'].get('added')}, rejected "
-                      f"{timed['result'].get('rejected')}, duplicates "
-                      f"{timed['result'].get('skipped_duplicates')}")
+                      f"added {counts.get('added')}, rejected {counts.get('rejected')}, "
+                      f"duplicates {counts.get('skipped_duplicates')}")
     for kind in kinds:
         kind_runs = [r for r in runs if r["kind"] == kind]
         small, large = kind_runs[0], kind_runs[-1]

@@ -1,24 +1,35 @@
 """Live gift proposals with a 10k-item catalogue, side by side with the bare fragment.
 
 ``python -m bench.gifts_proposals [--items 10000] [--seconds 5] [--rounds 3] [--workers 2]``
+``python -m bench.gifts_proposals --in-process [--items 10000] [--requests 300]``
 
 Builds a throwaway instance (like ``bench.predict``), adds ``--items`` synthetic items from
 ``ml.gift_items`` with their labels, then alternates rounds of ``GET /gifts/brief/proposals``
 (a random brief per request: occasion, budget band, 0–2 themes, maybe an exclusion) and of the
 bare fragment ``GET /pizzeria/predict`` from logged-in htmx clients. Reports throughput and
 p50/p99 latency of each. Goal: proposals p99 <= 100 ms.
+
+``--in-process`` serves nothing: it times ``--requests`` of each endpoint through Flask's test
+client, one after the other, and counts their SQL statements: the cost of one request with
+no HTTP server, no concurrency and no client in the way (what a profile of the view sees).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
+import re
+import secrets
+import tempfile
 import time
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlencode
 
-from bench.hotswap import USERNAME, Client, instance
+from bench.hotswap import PASSWORD, USERNAME, Client, database, instance, prepare
 from bench.predict import BARE, run_phase
 
 RESULTS = Path(__file__).parent / "results"
@@ -83,6 +94,77 @@ def seed_items(app, count: int) -> int:
     return count
 
 
+@contextmanager
+def app_only(database_url: str | None):
+    """A throwaway Curate like :func:`bench.hotswap.instance`'s, without gunicorn: yield the
+    in-process app."""
+    from webapp.config import ENV_KEYS
+    from webapp.extensions import db
+
+    with tempfile.TemporaryDirectory(prefix="curate-bench-") as tmp_name, \
+            database(database_url, Path(tmp_name)) as url:
+        env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+        env.update(DATABASE_URL=url, MODEL_DIR=str(Path(tmp_name) / "models"),
+                   SECRET_KEY=secrets.token_hex(32))
+        app = prepare(env)
+        try:
+            yield app
+        finally:
+            with app.app_context():
+                db.engine.dispose()
+
+
+def per_request(app, requests: int) -> dict[str, dict]:
+    """Milliseconds and SQL statements per request of each endpoint, through the test client
+    (best of three runs of ``requests`` requests, after a warm-up)."""
+    from sqlalchemy import event
+
+    from webapp.extensions import db
+
+    client = app.test_client()
+    token = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', client.get("/login").data)
+    client.post("/login", data={"username": USERNAME, "password": PASSWORD,
+                                "csrf_token": token[1].decode()})
+    headers = {"HX-Request": "true"}
+    endpoints = {"bare fragment": BARE, "proposals": brief_path}
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    results = {}
+    for name, path in endpoints.items():
+        rng = random.Random(1)
+        paths = [path(rng) for _ in range(requests)]
+        for url in paths[:20]:  # warm-up: the catalogue and the models load
+            if client.get(url, headers=headers).status_code != 200:
+                raise SystemExit(f"{url} did not answer 200")
+        runs = []
+        for _ in range(3):
+            statements.clear()
+            started = time.perf_counter()
+            for url in paths:
+                client.get(url, headers=headers)
+            runs.append((time.perf_counter() - started) / requests * 1000)
+        results[name] = {"ms": min(runs), "statements": len(statements) / requests}
+    return results
+
+
+def main_in_process(args) -> int:
+    """``--in-process``: seed, time both endpoints through the test client, print."""
+    with app_only(args.database_url) as app:
+        seed_items(app, args.items)
+        results = per_request(app, args.requests)
+    print(f"catalogue: {args.items} items; {args.requests} requests per run, best of 3, "
+          "one at a time through Flask's test client")
+    print(f"{'endpoint':<16}{'ms/request':>12}{'SQL/request':>13}")
+    for name, row in results.items():
+        print(f"{name:<16}{row['ms']:>12.2f}{row['statements']:>13.1f}")
+    ratio = results["bare fragment"]["ms"] / results["proposals"]["ms"]
+    print(f"\nproposals cost {1 / ratio:.1f}x the bare fragment per request "
+          f"(CPU-bound, a throughput ratio of about {ratio:.2f})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Seed, measure, report; exit 1 when the goal is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -93,7 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--duration", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--in-process", action="store_true",
+                        help="time each endpoint through the test client instead (no server)")
+    parser.add_argument("--requests", type=int, default=300,
+                        help="requests per timed run with --in-process")
     args = parser.parse_args(argv)
+    if args.in_process:
+        return main_in_process(args)
     with instance(args) as (app, port, _log):
         started = time.monotonic()
         seed_items(app, args.items)

@@ -25,6 +25,7 @@ import numpy as np
 
 from bench import microbench
 from bench.microbench import best_microseconds
+from bench.suite import Goal
 from ml.dough import MODEL_TYPES, DoughModel, multi_row, train_dough
 from ml.synthetic import generate_weekday_year, generate_year
 
@@ -90,6 +91,14 @@ def report(results: dict[str, dict]) -> str:
     met = all(r["met"] for r in results.values())
     lines.append(f"goal: predict_one <= {GOAL:g}x the numpy floor: {'met' if met else 'NOT met'}")
     return "\n".join(lines)
+
+
+def suite(database_url: str | None = None) -> list[Goal]:
+    """The suite's lines: one per model, timed with fewer runs than the command line.
+
+    ``database_url`` is unused: the model runs in-process.
+    """
+    return microbench.suite_goals(measure, what="dough model", call="predict_one", goal=GOAL)
 
 
 def main(argv: list[str] | None = None) -> int:
