@@ -24,10 +24,16 @@ ENV_KEYS = {
     "PROMOTION_MARGIN": "PROMOTION_MARGIN",
     "RQ_QUEUE": "RQ_QUEUE",
     "JOB_STALE_SECONDS": "JOB_STALE_SECONDS",
+    "MODEL_CHECK_SECONDS": "MODEL_CHECK_SECONDS",
+    "GIFTS_CATALOGUE_SECONDS": "GIFTS_CATALOGUE_SECONDS",
+    # Files every process must see (web workers and job workers, on any host): see docs/deploy.md.
+    "GIFTS_IMPORT_FOLDER": "GIFTS_IMPORT_FOLDER",
+    "COVER_FOLDER": "COVER_FOLDER",
 }
 
 #: Settings read from the environment as numbers.
-FLOAT_KEYS = frozenset({"PROMOTION_MARGIN", "JOB_STALE_SECONDS"})
+FLOAT_KEYS = frozenset({"PROMOTION_MARGIN", "JOB_STALE_SECONDS", "MODEL_CHECK_SECONDS",
+                        "GIFTS_CATALOGUE_SECONDS"})
 
 JOBS_BACKENDS = ("thread", "rq")
 
@@ -61,6 +67,10 @@ def defaults(instance_path: str) -> dict:
         # An unfinished job with no heartbeat for this long belongs to a dead worker.
         "JOB_STALE_SECONDS": 60.0,
         "JOB_TIMEOUT_SECONDS": 1800,
+        # The thread backend fits models in a child process, so its web worker keeps serving;
+        # training (that child, or an RQ worker) runs this much nicer than the web workers.
+        "TRAIN_IN_CHILD_PROCESS": True,
+        "JOB_NICE": 10,
         # A candidate is promoted when its hold-out error is at most (1 + margin) x the active's.
         "PROMOTION_MARGIN": 0.05,
         # How often each worker asks the database which model version is active.

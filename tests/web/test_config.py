@@ -15,6 +15,20 @@ def test_environment_overrides_defaults():
     assert found["JOBS_BACKEND"] == "rq" and found["MODEL_DIR"] == "/m"
 
 
+def test_scale_out_settings_come_from_the_environment():
+    found = from_environment({"MODEL_CHECK_SECONDS": "0.5", "GIFTS_CATALOGUE_SECONDS": "0",
+                              "GIFTS_IMPORT_FOLDER": "/shared/imports",
+                              "COVER_FOLDER": "/shared/covers"})
+    assert found["MODEL_CHECK_SECONDS"] == 0.5 and found["GIFTS_CATALOGUE_SECONDS"] == 0.0
+    assert found["GIFTS_IMPORT_FOLDER"] == "/shared/imports"
+    assert found["COVER_FOLDER"] == "/shared/covers"
+
+
+def test_a_check_interval_that_is_not_a_number_is_refused():
+    with pytest.raises(ConfigError, match="MODEL_CHECK_SECONDS must be a number"):
+        from_environment({"MODEL_CHECK_SECONDS": "soon"})
+
+
 def test_production_refuses_to_start_without_secret_key(tmp_path):
     with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
         ensure_secret_key({"ENV": "production"}, str(tmp_path))

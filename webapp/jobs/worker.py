@@ -13,6 +13,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from webapp.extensions import db
 from webapp.jobs.runner import reap_stale_jobs, run_job
+from webapp.ml_bridge.isolation import lower_priority
 
 jobs_cli = AppGroup("jobs", help="Background jobs.")
 
@@ -56,6 +57,8 @@ def worker_command(burst: bool) -> None:
             "Set JOBS_BACKEND=rq and REDIS_URL to use separate workers."
         )
     _worker_app["app"] = app
+    # Training here must not take the CPU from web workers on the same host.
+    lower_priority(int(app.config["JOB_NICE"]))
     reaped = reap_stale_jobs(app.config["JOB_STALE_SECONDS"])
     if reaped:
         click.echo(f"Marked {reaped} stale job(s) failed.")

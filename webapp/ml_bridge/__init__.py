@@ -20,6 +20,7 @@ from ml.evaluation import passes_gate
 from ml.holder import ModelHolder, ModelUnavailable, Served
 from webapp import registry
 from webapp.extensions import db
+from webapp.ml_bridge.isolation import run_training
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,11 @@ class KindSpec:
     title: str
     description: str
     load_data: Callable[[], list]
+    #: ``train(data, **train_context(), **params)``: a plain function of its arguments (no app
+    #: context), so that it can run in a child process (``isolation.run_training``).
     train: Callable[..., object]
+    #: The settings ``train`` needs from the database, read in the job's own app context.
+    train_context: Callable[[], dict] = dict
     primary_metric: str = "mae"
     lower_is_better: bool = True
     param_form: type | None = None
@@ -170,7 +175,7 @@ def retrain_task(progress, kind: str, trained_by: str | None = None, **params) -
     progress(5, "Reading training data")
     data = spec.load_data()
     progress(25, f"Training on {len(data)} rows")
-    trained = spec.train(data, **params)
+    trained = run_training(spec.train, data, **spec.train_context(), **params)
     progress(60, "Publishing the artefact")
     meta = store.publish(model_dir(), kind, trained)
     path = str(model_dir() / kind / f"{meta.version}.joblib")

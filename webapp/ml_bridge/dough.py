@@ -26,13 +26,19 @@ def load_nights() -> list[dough_ml.Night]:
             for row in night_rows() if not row.excluded]
 
 
-def train(nights: list[dough_ml.Night], model_type: str = "auto", degree: int = 2):
-    """Fit the dough model on ``nights``, leaving out the pizzeria's excluded weekdays.
+def train_context() -> dict:
+    """The pizzeria's excluded weekdays, which training leaves out."""
+    return {"excluded_weekdays": pizzeria_settings().weekday_set}
+
+
+def train(nights: list[dough_ml.Night], excluded_weekdays, model_type: str = "auto",
+          degree: int = 2):
+    """Fit the dough model on ``nights``, leaving out ``excluded_weekdays``.
 
     ``auto`` picks the algorithm with the lowest hold-out error (linear with too few nights).
     """
     return dough_ml.train_dough(nights, model_type=model_type, degree=int(degree),
-                                excluded_weekdays=pizzeria_settings().weekday_set)
+                                excluded_weekdays=excluded_weekdays)
 
 
 def evaluate(degree: int = 2):
@@ -91,6 +97,7 @@ SPEC = KindSpec(
                 "are left out of training).",
     load_data=load_nights,
     train=train,
+    train_context=train_context,
     primary_metric="mae",
     param_form=DoughTrainForm,
     metric_labels={"mae": "MAE", "rmse": "RMSE", "r2": "R²"},

@@ -48,12 +48,17 @@ def load_data() -> GamesData:
     return GamesData(games, picks)
 
 
-def train(data: GamesData, algorithm: str = games_ml.DEFAULT_ALGORITHM):
-    """Fit the recommender with the tavern's budget thresholds."""
+def train_context() -> dict:
+    """The tavern's budget thresholds."""
     from webapp.tavern.service import budget_thresholds
 
+    return {"thresholds": budget_thresholds()}
+
+
+def train(data: GamesData, thresholds, algorithm: str = games_ml.DEFAULT_ALGORITHM):
+    """Fit the recommender with the tavern's budget ``thresholds``."""
     return games_ml.train_games(data.games, data.picks, algorithm=algorithm,
-                                thresholds=budget_thresholds())
+                                thresholds=thresholds)
 
 
 class GamesTrainForm(FlaskForm):
@@ -82,6 +87,7 @@ SPEC = KindSpec(
                 "the catalogue and from what parties picked.",
     load_data=load_data,
     train=train,
+    train_context=train_context,
     primary_metric="hit_rate_at_5",
     lower_is_better=False,
     param_form=GamesTrainForm,

@@ -40,14 +40,18 @@ def load_data() -> list[gift_model.PastGift]:
     return past
 
 
-def train(data: list[gift_model.PastGift]):
-    """Fit the scorer; the cold-start ranking of today's catalogue is measured beside it."""
+def train_context() -> dict:
+    """Today's catalogue (its cold-start ranking is measured beside the model) and the
+    least number of past gifts to learn from."""
     from webapp.gifts.models import gifts_settings
     from webapp.gifts.recommend import load_catalogue
 
-    index = load_catalogue().index
-    return gift_model.train_gift_model(data, cold_ranker=index.ranked_ids,
-                                       min_gifts=gifts_settings().min_gifts)
+    return {"index": load_catalogue().index, "min_gifts": gifts_settings().min_gifts}
+
+
+def train(data: list[gift_model.PastGift], index, min_gifts: int):
+    """Fit the scorer; ``index``'s cold-start ranking is measured beside it."""
+    return gift_model.train_gift_model(data, cold_ranker=index.ranked_ids, min_gifts=min_gifts)
 
 
 SPEC = KindSpec(
@@ -58,6 +62,7 @@ SPEC = KindSpec(
                 "brief page.",
     load_data=load_data,
     train=train,
+    train_context=train_context,
     primary_metric="recall_at_10",
     lower_is_better=False,
     metric_labels={"hit_rate_at_10": "Hit rate@10", "recall_at_10": "Recall@10",

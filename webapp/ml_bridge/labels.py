@@ -4,7 +4,8 @@ Training reads only accepted items and their human labels (rule and model sugges
 teach the model what it is supposed to learn from people). The rules engine's labels for the same
 items are the baseline the hold-out metrics compare against. When a version becomes active,
 :func:`after_activation` queues the batch that rewrites the pending items' suggestions
-(``webapp.gifts.suggest``); nothing is predicted on the request path.
+(``webapp.gifts.suggest``). The one prediction on the request path is the Try the labeller
+preview (``webapp.gifts.try_labels``), which stores nothing.
 """
 
 from __future__ import annotations
