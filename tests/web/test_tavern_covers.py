@@ -196,3 +196,11 @@ def test_an_undo_can_only_take_back_its_own_discarded_cover(app, client, htmx_cl
     served = client.get(f"/tavern/covers/{live}")  # Pong keeps its cover
     assert served.status_code == 200
     served.close()
+
+
+def test_covers_go_to_the_configured_shared_folder(app, tmp_path, monkeypatch):
+    shared = tmp_path / "shared-covers"
+    monkeypatch.setitem(app.config, "COVER_FOLDER", str(shared))
+    with app.app_context():
+        name = covers.store_cover(PNG)
+    assert (shared / name).read_bytes() == PNG

@@ -57,8 +57,12 @@ def detect_image_type(head: bytes) -> ImageType | None:
 
 
 def cover_dir() -> Path:
-    """Where covers live: ``<instance>/covers``, created on first use."""
-    folder = Path(current_app.instance_path) / "covers"
+    """Where covers live: ``COVER_FOLDER`` if set, else ``<instance>/covers``; created on first use.
+
+    Several hosts share covers through one folder on a shared volume (docs/deploy.md).
+    """
+    folder = Path(current_app.config.get("COVER_FOLDER") or Path(current_app.instance_path)
+                  / "covers")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
