@@ -189,6 +189,21 @@ def test_invalid_fields_get_422_with_one_message_per_field(client, token, body, 
                                              "fields": {field: [message]}}}
 
 
+@pytest.mark.parametrize("body", [{"budget": 5}, {"budget": ["premium"]}])
+def test_a_budget_that_is_not_a_string_gets_422(client, token, body):
+    response = client.post("/api/v1/tavern/recommendations", json=body, headers=bearer(token))
+    assert response.status_code == 422
+    assert response.get_json()["error"]["fields"]["budget"] == ["Must be a string."]
+
+
+def test_a_body_nested_too_deep_gets_422_not_500(client, token):
+    # Regression: json.loads raised RecursionError, which escaped as a 500.
+    body = "[" * 100_000 + "]" * 100_000
+    response = client.post(URL, data=body, content_type="application/json",
+                           headers=bearer(token))
+    assert response.status_code == 422 and "JSON object" in response.get_json()["error"]["message"]
+
+
 def test_every_invalid_field_is_reported_at_once(client, token):
     response = client.post(URL, json={"reservations": 1.5, "date": "soon"}, headers=bearer(token))
     assert set(response.get_json()["error"]["fields"]) == {"reservations", "date"}

@@ -34,6 +34,19 @@ def catalogue(labels, coffee: int = 120, tea: int = 30) -> tuple[list[Item], lis
     return coffees, teas
 
 
+def test_search_matches_wildcards_literally_and_ignores_an_over_long_query(client, auth, labels):
+    auth.login("staff")
+    make_item("100% cotton tote", vendor="Weave", category="Bags")
+    make_item("Cotton socks", vendor="Weave", category="Bags")
+    db.session.commit()
+    page = client.get("/gifts/items?q=100%25").get_data(as_text=True)
+    assert '<strong class="match-count">1</strong>' in page  # % is a character, not "anything"
+    # Regression: a 60,000-character search reached SQLite's LIKE and answered 500.
+    response = client.get("/gifts/items?q=" + "x" * 60_000)
+    assert response.status_code == 200
+    assert '<strong class="match-count">2</strong>' in response.get_data(as_text=True)
+
+
 def states(item_ids) -> dict[int, dict]:
     """Fresh snapshots of the items."""
     db.session.expire_all()

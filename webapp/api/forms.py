@@ -49,6 +49,33 @@ class JsonIntegerField(IntegerField):
             raise StopValidation()
 
 
+class JsonStringField(StringField):
+    """Text that must be a JSON string (WTForms would choke on, or stringify, anything else)."""
+
+    def process_formdata(self, valuelist) -> None:
+        """Refuse numbers, booleans, arrays and objects with a clear message."""
+        if valuelist and not isinstance(valuelist[0], str):
+            self.data = None
+            raise ValueError("Must be a string.")
+        super().process_formdata(valuelist)
+
+    def pre_validate(self, form) -> None:
+        """After a type error, skip the validators (a length check on no text is noise)."""
+        if self.process_errors:
+            raise StopValidation()
+
+
+class JsonDateField(DateField):
+    """An ISO date that must arrive as a JSON string."""
+
+    def process_formdata(self, valuelist) -> None:
+        """Refuse anything but a string before parsing it as a date."""
+        if valuelist and not isinstance(valuelist[0], str):
+            self.data = None
+            raise ValueError(self.invalid_value_message or "Must be an ISO date, like 2023-05-29.")
+        super().process_formdata(valuelist)
+
+
 class JsonForm(Form):
     """A form filled from a JSON object."""
 
@@ -69,7 +96,7 @@ class PredictionRequest(JsonForm):
                     NumberRange(0, MAX_RESERVATIONS)],
         invalid_value_message="Must be a whole number, like 15.",
     )
-    date = DateField(invalid_value_message="Must be an ISO date, like 2023-05-29.")
+    date = JsonDateField(invalid_value_message="Must be an ISO date, like 2023-05-29.")
 
 
 class JsonStringListField(Field):
@@ -90,7 +117,7 @@ class JsonStringListField(Field):
 class RecommendationRequest(JsonForm):
     """``{"budget": "premium", "gameplay": ["Adventure"], "limit": 5}``: a party's wishes."""
 
-    budget = StringField(validators=[
+    budget = JsonStringField(validators=[
         Present("Send the budget: cheap, standard or premium."),
         AnyOf(BUDGETS, message="Must be one of cheap, standard, premium.")])
     gameplay = JsonStringListField()

@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 
 from flask import jsonify
-from wtforms import Field, StringField
+from wtforms import Field
 from wtforms.validators import Length, NumberRange, Optional
 
 from ml import gifts as gifts_ml
 from webapp.api import bp
 from webapp.api.auth import roles_required
 from webapp.api.errors import json_error
-from webapp.api.forms import JsonForm, JsonIntegerField, Present
+from webapp.api.forms import JsonForm, JsonIntegerField, JsonStringField, Present
 from webapp.api.views import INVALID, json_object
 from webapp.gifts import recommend as service
 from webapp.gifts.brief_forms import OCCASION_GROUP, THEME_GROUP, exclusion_choices, labels_of
@@ -62,14 +62,14 @@ class WordListField(Field):
 class ProposalRequest(JsonForm):
     """A client's brief."""
 
-    occasion = StringField(validators=[Optional(), Length(max=60)])
+    occasion = JsonStringField(validators=[Optional(), Length(max=60)])
     budget = BudgetField(validators=[Present('Send the budget per recipient, like '
                                              '{"min": 40, "max": 80}.')])
     recipients = JsonIntegerField(validators=[Optional(), NumberRange(1, 100000)],
                                   invalid_value_message="Must be a whole number from 1.")
     themes = WordListField()
     exclude = WordListField()
-    industry = StringField(validators=[Optional(), Length(max=80)])
+    industry = JsonStringField(validators=[Optional(), Length(max=80)])
 
 
 def unknown_words(form: ProposalRequest) -> dict[str, list[str]]:

@@ -16,7 +16,10 @@ INVALID = "Some of what was sent is not valid."
 
 def json_object():
     """The request body when it is a JSON object; None otherwise (not JSON, an array, ...)."""
-    payload = request.get_json(silent=True)
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError:  # a body nested thousands deep: not an object anyone sends
+        return None
     return payload if isinstance(payload, dict) else None
 
 

@@ -113,9 +113,11 @@ def _has_label(label_id: int):
 def conditions(form: ItemFilterForm) -> list:
     """The WHERE conditions the (validated) filters ask for; invalid filters are ignored."""
     found = []
-    if text := (form.q.data or "").strip():
-        pattern = f"%{text}%"
-        found.append(or_(Item.name.ilike(pattern), Item.description.ilike(pattern)))
+    # A search over its length limit is ignored like any invalid filter (SQLite refuses huge
+    # LIKE patterns), and % or _ typed by staff match themselves.
+    if (text := (form.q.data or "").strip()) and not form.q.errors:
+        found.append(or_(Item.name.icontains(text, autoescape=True),
+                         Item.description.icontains(text, autoescape=True)))
     if form.vendor.data:
         found.append(Item.vendor_key == name_key(form.vendor.data))
     if form.category.data:
