@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
+import json
 import math
+import operator
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -39,7 +42,6 @@ from ml.evaluation import (
     check_holdout,
     chronological_split,
     regression_metrics,
-    same_weekday_last_week,
 )
 from ml.training import TrainedModel, data_hash
 
@@ -67,6 +69,7 @@ __all__ = [
     "data_hash",
     "evaluate_dough",
     "multi_row",
+    "nights_hash",
     "train_dough",
     "training_nights",
 ]
@@ -172,7 +175,7 @@ def training_nights(
         and night.date.weekday() not in excluded_weekdays
         and night.date not in excluded_dates
     ]
-    return sorted(kept, key=lambda night: night.date)
+    return sorted(kept, key=operator.attrgetter("date"))
 
 
 def multi_row(
@@ -403,10 +406,7 @@ class DoughModel:
             Predictions clipped at 0 and rounded half away from zero (the kitchen never
             prepares a negative dough, and a half dough rounds up).
         """
-        clipped = np.maximum(self.predict_raw(X), 0.0)
-        whole = np.floor(clipped)
-        # clipped - whole is exact, unlike clipped + 0.5, which rounds 0.49999999999999994 up.
-        return (whole + (clipped - whole >= 0.5)).astype(np.int64)
+        return _whole_doughs(self.predict_raw(X))
 
     def estimate_one(
         self,
@@ -490,6 +490,14 @@ class DoughModel:
         """Show the compiled coefficients, which is what the model is."""
         terms = ", ".join(f"{c:.6g}" for c in self.coefficients_)
         return f"DoughModel(model_type={self.model_type!r}, degree={self.degree}, coef=({terms}))"
+
+
+def _whole_doughs(raw: np.ndarray) -> np.ndarray:
+    """Clip unrounded estimates at 0 and round halves up, as :meth:`DoughModel.predict` does."""
+    clipped = np.maximum(raw, 0.0)
+    whole = np.floor(clipped)
+    # clipped - whole is exact, unlike clipped + 0.5, which rounds 0.49999999999999994 up.
+    return (whole + (clipped - whole >= 0.5)).astype(np.int64)
 
 
 def _compile(estimator: LinearRegression | Pipeline) -> _Compiled:
@@ -635,52 +643,106 @@ def _encode(column: str, values: np.ndarray, vocabulary: Sequence[int]) -> np.nd
         raise ValueError(f"{column}: {exc}") from None
 
 
-def _inputs(model_type: str, nights: Sequence[Night]) -> np.ndarray:
-    """The X a model of ``model_type`` takes for ``nights``."""
-    if model_type == "multi":
-        rows = [
-            multi_row(night.reservations, night.date, night.temperature, night.holiday)
-            for night in nights
-        ]
-        return np.array(rows, dtype=float)
-    return np.array([[night.reservations] for night in nights], dtype=float)
+class _Columns:
+    """Usable nights as numpy columns, read from the :class:`Night` objects once per run.
+
+    Every candidate fit and every hold-out score slices these arrays (the nights are in date
+    order, so the training part is a prefix and the hold-out the rest). Building rows from the
+    objects for each fit cost more than the fits themselves at 100,000 nights and more.
+    """
+
+    def __init__(self, nights: Sequence[Night]) -> None:
+        self.nights = nights
+        count = len(nights)
+        self.doughs = np.fromiter((night.doughs for night in nights), float, count)
+        self._reservations = np.fromiter((night.reservations for night in nights), float, count)
+        self._multi: np.ndarray | None = None
+
+    def inputs(self, model_type: str, rows: slice = slice(None)) -> np.ndarray:
+        """The X a model of ``model_type`` takes for the nights at ``rows``."""
+        if model_type != "multi":
+            return self._reservations[rows, np.newaxis]
+        if self._multi is None:  # only "multi" and "auto" need these columns
+            self._multi = self._multi_rows()
+        return self._multi[rows]
+
+    def _multi_rows(self) -> np.ndarray:
+        """:func:`multi_row` for every night, as one float array (NaN: unknown temperature)."""
+        nights, count = self.nights, len(self.nights)
+        days = np.fromiter((night.date.toordinal() for night in nights), np.int64, count)
+        # Day 1 (1 January of year 1) is a Monday; day 719163 is 1970-01-01, numpy's day 0.
+        months = (days - 719163).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+        columns = (
+            self._reservations,
+            ((days - 1) % 7).astype(float),
+            (months % 12 + 1).astype(float),
+            np.fromiter(
+                (math.nan if night.temperature is None else night.temperature for night in nights),
+                float,
+                count,
+            ),
+            np.fromiter((1.0 if night.holiday else 0.0 for night in nights), float, count),
+        )
+        return np.column_stack(columns)
 
 
-def _fit(model_type: str, degree: int, nights: Sequence[Night]) -> DoughModel:
-    """Fit a fresh estimator on ``nights`` and compile it."""
-    y = np.array([night.doughs for night in nights], dtype=float)
-    return DoughModel(build_estimator(model_type, degree).fit(_inputs(model_type, nights), y))
+def _fit(model_type: str, degree: int, columns: _Columns, rows: slice = slice(None)) -> DoughModel:
+    """Fit a fresh estimator on the nights at ``rows`` and compile it."""
+    estimator = build_estimator(model_type, degree)
+    return DoughModel(estimator.fit(columns.inputs(model_type, rows), columns.doughs[rows]))
 
 
 def _used_degree(model_type: str, degree: int) -> int:
     return degree if model_type == "polynomial" else 1
 
 
-def _holdout_metrics(model: DoughModel, test: Sequence[Night]) -> dict:
-    """Score ``model`` on the held-out nights, unrounded and as whole doughs."""
-    X = _inputs(model.model_type, test)
-    actual = np.array([night.doughs for night in test], dtype=float)
-    whole = model.predict(X)
-    metrics: dict = regression_metrics(actual, model.predict_raw(X))
+def _holdout_metrics(model: DoughModel, columns: _Columns, test: slice) -> dict:
+    """Score ``model`` on the held-out nights at ``test``, unrounded and as whole doughs."""
+    actual = columns.doughs[test]
+    raw = model.predict_raw(columns.inputs(model.model_type, test))
+    whole = _whole_doughs(raw)
+    metrics: dict = regression_metrics(actual, raw)
     metrics["mae_rounded"] = regression_metrics(actual, whole)["mae"]
     # "inverted_cdf" picks an observed error: the smallest that at least 80% of nights were
     # within. Whole doughs, because "usually within ±N" is about the numbers staff are shown.
     metrics["p80_abs_error"] = float(
         np.percentile(np.abs(whole - actual), TYPICAL_ERROR_PERCENTILE, method="inverted_cdf")
     )
-    metrics["holdout_rows"] = len(test)
+    metrics["holdout_rows"] = len(actual)
     return metrics
 
 
 def _baseline_score(history: Sequence[Night], test: Sequence[Night]) -> ModelScore:
     """Score the same-weekday-last-week forecast on the ``test`` nights it covers."""
-    covered, predictions = same_weekday_last_week(
-        ((night.date, night.doughs) for night in history), (night.date for night in test)
-    )
+    covered, predictions = _last_week(history, test)
     if not len(covered):
         return ModelScore("baseline", math.nan, math.nan, math.nan, 0)
-    actual = [test[i].doughs for i in covered]
+    actual = [test[i].doughs for i in covered.tolist()]
     return ModelScore("baseline", **regression_metrics(actual, predictions), n=len(covered))
+
+
+def _last_week(history: Sequence[Night], test: Sequence[Night]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ml.evaluation.same_weekday_last_week` for nights, as a sorted-array lookup.
+
+    The same covered positions, predictions and duplicate-day error, without a dict entry per
+    night, which cost more than fitting a model on a million nights.
+    """
+    counted = [night for night in history if night.doughs is not None]
+    days = np.fromiter((night.date.toordinal() for night in counted), np.int64, len(counted))
+    values = np.fromiter((night.doughs for night in counted), float, len(counted))
+    order = np.argsort(days, kind="stable")  # equal days keep their order in the history
+    days, values = days[order], values[order]
+    repeats = np.flatnonzero(days[1:] == days[:-1])
+    if repeats.size:
+        # The first repeat the history reaches, as same_weekday_last_week would find it.
+        second = int(order[repeats + 1].min())
+        raise ValueError(f"history has two values for {counted[second].date.isoformat()}")
+    week_before = np.fromiter((night.date.toordinal() - 7 for night in test), np.int64, len(test))
+    if not days.size:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    found = np.minimum(np.searchsorted(days, week_before), days.size - 1)
+    covered = np.flatnonzero(days[found] == week_before)
+    return covered.astype(np.int64), values[found[covered]]
 
 
 def _pick(maes: dict[str, float]) -> str:
@@ -759,6 +821,7 @@ def train_dough(
     nights = list(nights)
     usable = training_nights(nights, excluded_weekdays, excluded_dates)
     candidates = MODEL_TYPES if model_type == AUTO else (model_type,)
+    columns = _Columns(usable)
     if model_type == AUTO and MIN_AUTO_NIGHTS <= len(usable) < MIN_TRAINING_NIGHTS:
         chosen, metrics = "linear", _unmeasured_metrics(len(usable))
     else:
@@ -768,17 +831,19 @@ def train_dough(
             raise ValueError(
                 f"need at least {MIN_TRAINING_NIGHTS} training nights{also}, got {len(usable)}"
             )
-        train_idx, test_idx = chronological_split(len(usable), holdout)
-        train, test = [usable[i] for i in train_idx], [usable[i] for i in test_idx]
-        scored = {kind: _holdout_metrics(_fit(kind, degree, train), test) for kind in candidates}
+        train, test = _split(len(usable), holdout)
+        scored = {
+            kind: _holdout_metrics(_fit(kind, degree, columns, train), columns, test)
+            for kind in candidates
+        }
         chosen = _pick({kind: m["mae"] for kind, m in scored.items()})
         metrics = scored[chosen]
-        baseline = _baseline_score(nights, test)
+        baseline = _baseline_score(nights, usable[test])
         metrics["baseline_mae"], metrics["baseline_rows"] = baseline.mae, baseline.n
-        metrics["train_rows"] = len(train)
+        metrics["train_rows"] = train.stop
         if model_type == AUTO:
             metrics.update({f"mae_{kind}": m["mae"] for kind, m in scored.items()})
-    model = _fit(chosen, degree, usable)
+    model = _fit(chosen, degree, columns)
     model.typical_error_ = metrics["p80_abs_error"]
     params = {
         "model_type": chosen,
@@ -794,9 +859,79 @@ def train_dough(
         metrics=metrics,
         params=params,
         training_rows=len(usable),
-        data_hash=data_hash(usable),
+        data_hash=nights_hash(usable),
         smoke_input=model.smoke_input(),
     )
+
+
+def _split(count: int, holdout: float) -> tuple[slice, slice]:
+    """:func:`~ml.evaluation.chronological_split` as slices: a prefix, then the rest."""
+    train_idx, _ = chronological_split(count, holdout)
+    return slice(0, len(train_idx)), slice(len(train_idx), count)
+
+
+_HASH_CHUNK = 10_000
+"""Nights serialised at a time by :func:`nights_hash`, so it never holds all of their JSON."""
+
+_NIGHT_JSON = '{"date":%s,"doughs":%s,"holiday":%s,"reservations":%s,"temperature":%s}'
+"""One night as ``data_hash`` writes it (keys sorted, no spaces), given each value's JSON."""
+
+
+def nights_hash(nights: Sequence[Night]) -> str:
+    """Compute :func:`ml.training.data_hash` of ``nights`` without its generic walk.
+
+    ``data_hash`` inspects every value of every row to find its canonical form, which takes
+    longer than fitting all three models on a million nights. Plain :class:`Night` values
+    have a known canonical form: a dict of their fields with the date as ISO text. This writes
+    that JSON directly, a chunk of nights at a time and each field's values with one
+    ``json.dumps`` call, and feeds it to SHA-256; a value that is not a plain scalar ``json``
+    can write (a numpy integer, say) sends the whole list through ``data_hash`` instead.
+
+    Parameters
+    ----------
+    nights : sequence of Night
+
+    Returns
+    -------
+    str
+        Exactly ``data_hash(nights)``.
+    """
+    if any(type(night) is not Night for night in nights):
+        return data_hash(nights)  # a subclass may have more fields
+    digest = hashlib.sha256(b"[")
+    try:
+        for start in range(0, len(nights), _HASH_CHUNK):
+            part = nights[start : start + _HASH_CHUNK]
+            columns = (
+                _json_values([night.date.isoformat() for night in part]),
+                _json_values([night.doughs for night in part]),
+                _json_values([night.holiday for night in part]),
+                _json_values([night.reservations for night in part]),
+                _json_values([night.temperature for night in part]),
+            )
+            text = ",".join([_NIGHT_JSON % values for values in zip(*columns, strict=True)])
+            digest.update((b"," if start else b"") + text.encode("utf-8"))
+    except TypeError:
+        return data_hash(nights)
+    digest.update(b"]")
+    return digest.hexdigest()
+
+
+def _json_values(values: list) -> list[str]:
+    """Each value's JSON text as ``data_hash`` writes it, from one ``json.dumps`` of them all.
+
+    Raises
+    ------
+    TypeError
+        Unless every value is a scalar that ``json`` writes without a comma or a bracket (a
+        number, a bool, None, a plain string), so the split is exact and a value's text is
+        the same inside a row as in this list.
+    """
+    text = json.dumps(values, separators=(",", ":"))[1:-1]
+    parts = text.split(",") if values else []
+    if len(parts) != len(values) or "[" in text or "{" in text:
+        raise TypeError("not a list of plain scalars")
+    return parts
 
 
 def _unmeasured_metrics(training_rows: int) -> dict:
@@ -937,13 +1072,16 @@ def evaluate_dough(
         raise ValueError(
             f"need at least {MIN_TRAINING_NIGHTS} training nights, got {len(usable)}"
         )
-    train_idx, test_idx = chronological_split(len(usable), holdout)
-    train, test = [usable[i] for i in train_idx], [usable[i] for i in test_idx]
-    actual = np.array([night.doughs for night in test], dtype=float)
-    fits = {kind: _fit(kind, degree, train) for kind in MODEL_TYPES}
+    columns = _Columns(usable)
+    train_rows, test_rows = _split(len(usable), holdout)
+    train, test = usable[train_rows], usable[test_rows]
+    actual = columns.doughs[test_rows]
+    fits = {kind: _fit(kind, degree, columns, train_rows) for kind in MODEL_TYPES}
     scores = [
         ModelScore(
-            kind, **regression_metrics(actual, fit.predict_raw(_inputs(kind, test))), n=len(test)
+            kind,
+            **regression_metrics(actual, fit.predict_raw(columns.inputs(kind, test_rows))),
+            n=len(test),
         )
         for kind, fit in fits.items()
     ]
@@ -972,7 +1110,8 @@ def evaluate_dough(
         multi_holdout_predictions=tuple(
             (night.reservations, float(estimate))
             for night, estimate in zip(
-                test, np.maximum(fits["multi"].predict_raw(_inputs("multi", test)), 0.0),
+                test,
+                np.maximum(fits["multi"].predict_raw(columns.inputs("multi", test_rows)), 0.0),
                 strict=True,
             )
         ),

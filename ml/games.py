@@ -34,7 +34,9 @@ import ast
 import csv
 import dataclasses
 import datetime
+import hashlib
 import io
+import json
 import math
 import os
 import types
@@ -76,6 +78,7 @@ __all__ = [
     "budget_of",
     "build_estimator",
     "check_thresholds",
+    "examples_hash",
     "parse_gameplay",
     "read_games_csv",
     "similarity_votes",
@@ -722,12 +725,19 @@ class Algorithm:
         registered algorithm). ``scorer.feature_weights`` is an ``(n_classes, n_features)``
         array of how much each feature favours each class, or None to use the games' own
         features.
+    mergeable : bool, default False
+        Whether the estimator sees its examples only through per-class sums of their features,
+        weighted by ``fit``'s ``sample_weight``, as naive Bayes does. :func:`train_games` then
+        fits it on each distinct (features, game) example once, weighted by how often it
+        occurs: the same fitted model from a fraction of the rows, which matters with many
+        picks of few kinds. k-NN needs every example, in order.
     """
 
     name: str
     description: str
     build: Callable[[int], Any]
     compile: Callable[[Any], Any]
+    mergeable: bool = False
 
 
 REGISTRY = types.MappingProxyType(
@@ -737,12 +747,14 @@ REGISTRY = types.MappingProxyType(
             "Complement naive Bayes (the reference)",
             lambda n_examples: ComplementNB(alpha=ALPHA),
             _compile_complement_nb,
+            mergeable=True,
         ),
         "multinomial_nb": Algorithm(
             "multinomial_nb",
             "Multinomial naive Bayes (popular games win ties)",
             lambda n_examples: MultinomialNB(alpha=ALPHA),
             _compile_multinomial_nb,
+            mergeable=True,
         ),
         "knn": Algorithm(
             "knn",
@@ -1075,27 +1087,82 @@ def _known_picks(
 ) -> tuple[list[Pick], int]:
     """Validate picks; drop styles the catalogue no longer has, counting them."""
     kept, dropped = [], 0
+    # Picks repeat a few combinations of styles, so each is checked against the catalogue once.
+    known: dict[tuple[str, ...], tuple[str, ...]] = {}
     for pick in picks:
         if pick.game not in names:
             raise ValueError(f"a pick names the game {pick.game!r}, which is not in the catalogue")
-        features.budget_column(pick.budget)
-        styles = tuple(style for style in pick.gameplay if style in features.gameplay)
-        dropped += len(pick.gameplay) - len(styles)
-        changed = len(styles) != len(pick.gameplay)
-        kept.append(dataclasses.replace(pick, gameplay=styles) if changed else pick)
+        if pick.budget not in BUDGETS:
+            features.budget_column(pick.budget)  # raises, naming the budget
+        styles = known.get(pick.gameplay)
+        if styles is None:
+            styles = tuple(style for style in pick.gameplay if style in features.gameplay)
+            known[pick.gameplay] = styles
+        if len(styles) != len(pick.gameplay):
+            dropped += len(pick.gameplay) - len(styles)
+            pick = dataclasses.replace(pick, gameplay=styles)
+        kept.append(pick)
     return kept, dropped
 
 
+@dataclasses.dataclass(frozen=True)
+class _Examples:
+    """Training examples, games first and then picks, as indices into a table of feature rows.
+
+    Picks repeat a few hundred (budget, styles) combinations, so each combination is encoded
+    once (``table``) and every example refers to its row (``rows``); ``labels`` is each
+    example's class index (its game's position in name order).
+    """
+
+    table: np.ndarray
+    rows: np.ndarray
+    labels: np.ndarray
+
+    @classmethod
+    def encode(
+        cls, features: GameFeatures, games: Sequence[GameExample], picks: Sequence[Pick]
+    ) -> _Examples:
+        """Encode the games (sorted by name) and the picks."""
+        index: dict[tuple[str, tuple[str, ...]], int] = {}
+        table: list[np.ndarray] = []
+
+        def row(budget: str, gameplay: tuple[str, ...]) -> int:
+            position = index.get((budget, gameplay))
+            if position is None:
+                position = index[budget, gameplay] = len(table)
+                table.append(features.encode(budget, gameplay))
+            return position
+
+        thresholds = features.thresholds
+        rows = [row(budget_of(game.price, thresholds), game.gameplay) for game in games]
+        rows.extend(row(pick.budget, pick.gameplay) for pick in picks)
+        label_of = {game.name: c for c, game in enumerate(games)}
+        labels = np.arange(len(games) + len(picks), dtype=np.intp)
+        labels[len(games) :] = np.fromiter((label_of[pick.game] for pick in picks), np.intp)
+        return cls(np.array(table), np.array(rows, dtype=np.intp), labels)
+
+    def first(self, count: int) -> _Examples:
+        """The first ``count`` examples."""
+        return _Examples(self.table, self.rows[:count], self.labels[:count])
+
+
 def _fit(
-    algorithm: str, features: GameFeatures, games: Sequence[GameExample], picks: Sequence[Pick]
+    algorithm: str, features: GameFeatures, games: Sequence[GameExample], examples: _Examples
 ) -> GameModel:
     """Fit on one example per game plus one per pick, and compile."""
-    X = np.array(
-        [features.encode_game(game) for game in games]
-        + [features.encode(pick.budget, pick.gameplay) for pick in picks]
-    )
-    y = [game.name for game in games] + [pick.game for pick in picks]
-    estimator = build_estimator(algorithm, len(y))
+    names = np.array([game.name for game in games])
+    spec = _algorithm(algorithm)
+    if spec.mergeable:
+        # Equal (row, game) examples merge into one, weighted by their count: naive Bayes sums
+        # them all the same, and exactly, since the sums are of small whole numbers.
+        distinct = len(examples.table)
+        merged, counts = np.unique(examples.labels * distinct + examples.rows, return_counts=True)
+        X, y = examples.table[merged % distinct], names[merged // distinct]
+        fit_params = {"sample_weight": counts.astype(float)}
+    else:
+        X, y = examples.table[examples.rows], names[examples.labels]
+        fit_params = {}
+    estimator = spec.build(len(examples.rows))
     with warnings.catch_warnings():
         # k-NN warns that more than half the examples are distinct classes ("y could represent
         # a regression problem"). One example per game is this recommender's design, not a
@@ -1103,8 +1170,17 @@ def _fit(
         warnings.filterwarnings(
             "ignore", "The number of unique classes is greater than 50%", UserWarning
         )
-        estimator.fit(X, y)
+        estimator.fit(X, y, **fit_params)
     return GameModel(estimator, features, games, algorithm)
+
+
+def _top_k(model: GameModel, examples: _Examples, k: int) -> list[list[str]]:
+    """The first ``k`` names the model ranks for each example, ranking each distinct row once."""
+    distinct, inverse = np.unique(examples.rows, return_inverse=True)
+    names = model.classes_
+    ranking = model.ranking(examples.table[distinct])[:, :k].tolist()
+    tops = [[names[c] for c in row] for row in ranking]
+    return [tops[i] for i in inverse.tolist()]
 
 
 def train_games(
@@ -1182,12 +1258,14 @@ def train_games(
         "holdout_picks": 0,
         "train_picks": len(picks),
     }
+    examples = _Examples.encode(features, games, picks)
     if len(picks) >= MIN_SPLIT_ROWS:
-        train_idx, test_idx = chronological_split(len(picks), holdout)
-        train, test = [picks[i] for i in train_idx], [picks[i] for i in test_idx]
-        measured = _fit(algorithm, features, games, train)
-        X = np.array([features.encode(pick.budget, pick.gameplay) for pick in test])
-        ranked = [[names[c] for c in row[:k]] for row in measured.ranking(X)]
+        train_idx, _ = chronological_split(len(picks), holdout)
+        split = len(games) + len(train_idx)
+        train, test = picks[: len(train_idx)], picks[len(train_idx) :]
+        measured = _fit(algorithm, features, games, examples.first(split))
+        held_out = _Examples(examples.table, examples.rows[split:], examples.labels[split:])
+        ranked = _top_k(measured, held_out, k)
         popular = popularity_ranking((pick.game for pick in train), names)[:k]
         truths = [pick.game for pick in test]
         metrics.update(
@@ -1201,7 +1279,7 @@ def train_games(
             }
         )
 
-    model = _fit(algorithm, features, games, picks)
+    model = _fit(algorithm, features, games, examples)
     params = {
         "algorithm": algorithm,
         "thresholds": list(thresholds),
@@ -1217,6 +1295,60 @@ def train_games(
         metrics=metrics,
         params=params,
         training_rows=len(games) + len(picks),
-        data_hash=data_hash([*games, *picks]),
+        data_hash=examples_hash(games, picks),
         smoke_input=model.smoke_input(),
     )
+
+
+_HASH_CHUNK = 10_000
+"""Examples serialised at a time by :func:`examples_hash`, so it never holds all their JSON."""
+
+
+def _canonical_row(example: GameExample | Pick) -> dict[str, Any]:
+    """The dict :func:`ml.training.data_hash` makes of a game or a pick, keys in sorted order."""
+    if type(example) is GameExample:
+        return {"gameplay": example.gameplay, "name": example.name, "price": example.price}
+    if type(example) is Pick:
+        when = example.when
+        return {
+            "budget": example.budget,
+            "game": example.game,
+            "gameplay": example.gameplay,
+            "when": None if when is None else when.isoformat(),
+        }
+    raise TypeError(f"no shortcut for a {type(example).__name__}")  # a subclass: more fields?
+
+
+def examples_hash(games: Sequence[GameExample], picks: Sequence[Pick]) -> str:
+    """Compute :func:`ml.training.data_hash` of the games then the picks, without its generic walk.
+
+    ``data_hash`` inspects every value of every row to find its canonical form, which took
+    longer than all the rest of training with a million picks. Games and picks have a known
+    canonical form (a dict of their fields, styles as a list, the date as ISO text), so this
+    builds it directly and feeds the same JSON to SHA-256 a chunk at a time. Anything else (a
+    subclass, a numpy value ``json`` cannot write) sends everything through ``data_hash``.
+
+    Parameters
+    ----------
+    games : sequence of GameExample
+    picks : sequence of Pick
+
+    Returns
+    -------
+    str
+        Exactly ``data_hash([*games, *picks])``.
+    """
+    rows = [*games, *picks]
+    digest = hashlib.sha256(b"[")
+    try:
+        for start in range(0, len(rows), _HASH_CHUNK):
+            chunk = [_canonical_row(row) for row in rows[start : start + _HASH_CHUNK]]
+            # data_hash's separators; the keys are already sorted, as its sort_keys=True would
+            # write them (sorting each dict again costs a third of the time); [1:-1] drops this
+            # chunk's brackets.
+            text = json.dumps(chunk, separators=(",", ":"))[1:-1]
+            digest.update(b"," + text.encode("utf-8") if start else text.encode("utf-8"))
+    except TypeError:
+        return data_hash(rows)
+    digest.update(b"]")
+    return digest.hexdigest()

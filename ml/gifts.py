@@ -27,6 +27,7 @@ why in one sentence ("no item under 5.00 matches 'coffee'").
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -196,6 +197,18 @@ class ItemScores(Mapping[int, float]):
         self._ids = ids[order]
         self._scores = np.asarray(values, dtype=np.float64)[order]
 
+    @classmethod
+    def sorted_by_id(cls, ids: np.ndarray, values: np.ndarray) -> ItemScores:
+        """Scores whose ``ids`` are already in increasing order (a model's ``classes_``).
+
+        Skips the sort, and keeps ``ids`` itself: a catalogue that aligned these ids once
+        reuses that alignment for every later brief (see :meth:`CandidateIndex.learned_vector`).
+        """
+        scores = cls.__new__(cls)
+        scores._ids = np.asarray(ids, dtype=np.int64)
+        scores._scores = np.asarray(values, dtype=np.float64)
+        return scores
+
     def _positions(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where each of ``ids`` sits in ``self._ids``, and whether it is there at all."""
         if not len(self._ids):
@@ -215,9 +228,16 @@ class ItemScores(Mapping[int, float]):
     def __len__(self) -> int:
         return len(self._ids)
 
+    def best(self, k: int) -> list[int]:
+        """The ``k`` best-scored ids, ties to the lower id."""
+        return self._ids[np.lexsort((self._ids, -self._scores))[:k]].tolist()
+
     def aligned(self, ids: np.ndarray) -> np.ndarray:
         """The scores of ``ids`` in their order, 0 for ids the model does not know."""
-        positions, found = self._positions(ids)
+        return self._take(*self._positions(ids))
+
+    def _take(self, positions: np.ndarray, found: np.ndarray) -> np.ndarray:
+        """The scores at ``positions`` (from :meth:`_positions`), 0 where not ``found``."""
         return np.where(found, self._scores[positions] if len(self._scores) else 0.0, 0.0)
 
 
@@ -228,6 +248,12 @@ class CandidateIndex:
     filtering every item in Python took ~300 ms there, so the labels, attributes, history and
     prices are laid out as numpy arrays and one brief costs a few vectorised operations.
     Reasons are written only for the items a bundle keeps.
+
+    Inside, the arrays are laid out in **tie order**: by price, then id, the order that breaks
+    equal scores in a ranking. The best item of any subset is then the first maximum of its
+    scores (one ``argmax``), so :func:`propose` never sorts the catalogue, and the items a
+    budget affords are a prefix of the layout. ``position`` and the public arrays (``ids``,
+    ``price``, ``category``) stay in catalogue order.
     """
 
     def __init__(self, candidates: Iterable[Candidate]) -> None:
@@ -238,93 +264,153 @@ class CandidateIndex:
         self.price = np.fromiter((c.price for c in self.candidates), dtype=np.float64,
                                  count=count)
         self.category = [c.category for c in self.candidates]
-        self._themes = self._matrix([c.themes for c in self.candidates])
-        self._occasions = self._matrix([c.label_names("occasion") for c in self.candidates])
-        self._words = self._matrix([_exclusion_words(c) for c in self.candidates])
-        self._uses = self._counts([c.past_uses for c in self.candidates])
-        self._swaps = self._counts([c.past_swaps for c in self.candidates])
+        #: tie position -> catalogue row, and back.
+        self._tie = np.lexsort((self.ids, self.price))
+        self._tie_position = np.empty(count, dtype=np.int64)
+        self._tie_position[self._tie] = np.arange(count)
+        rows = self._tie.tolist()
+        tied = [self.candidates[row] for row in rows]
+        self._t_ids = self.ids[self._tie]
+        self._t_price = self.price[self._tie]
+        self._t_price_list = self._t_price.tolist()  # bisected with the exact float test
+        self._t_category, self._category_rows = self._groups([c.category for c in tied])
+        self._unique_ids = len(self.position) == count
+        self._themes = self._matrix([c.themes for c in tied])
+        self._occasions = self._matrix([c.label_names("occasion") for c in tied])
+        self._words = self._matrix([_exclusion_words(c) for c in tied])
+        self._uses = self._counts([c.past_uses for c in tied])
+        self._swaps = self._counts([c.past_swaps for c in tied])
+        #: A model's ids array -> where this catalogue's items sit in it (see learned_vector).
+        self._alignments: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self.candidates)
 
+    # A word's (or an occasion's) column is read whole for every brief: the tables are stored
+    # one word per row, so that each is one contiguous array.
     @staticmethod
     def _matrix(sets: Sequence[Iterable[str]]) -> tuple[dict[str, int], np.ndarray]:
         vocabulary = {word: i for i, word in enumerate(sorted({w for s in sets for w in s}))}
-        matrix = np.zeros((len(sets), len(vocabulary)), dtype=bool)
+        matrix = np.zeros((len(vocabulary), len(sets)), dtype=bool)
         for row, words in enumerate(sets):
             for word in words:
-                matrix[row, vocabulary[word]] = True
+                matrix[vocabulary[word], row] = True
         return vocabulary, matrix
 
     @staticmethod
     def _counts(maps: Sequence[Mapping[str, int]]) -> tuple[dict[str, int], np.ndarray]:
         vocabulary = {key: i for i, key in enumerate(sorted({k for m in maps for k in m}))}
-        matrix = np.zeros((len(maps), len(vocabulary)))
+        matrix = np.zeros((len(vocabulary), len(maps)))
         for row, counts in enumerate(maps):
             for key, value in counts.items():
-                matrix[row, vocabulary[key]] = value
+                matrix[vocabulary[key], row] = value
         return vocabulary, np.log1p(matrix)
+
+    @staticmethod
+    def _groups(names: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each row's group number, and the rows of each group (to block a category at once)."""
+        numbers = {name: i for i, name in enumerate(sorted(set(names)))}
+        codes = np.fromiter((numbers[name] for name in names), dtype=np.int64, count=len(names))
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(numbers) + 1))
+        return codes, [order[bounds[i]:bounds[i + 1]] for i in range(len(numbers))]
 
     @staticmethod
     def _column(table: tuple[dict[str, int], np.ndarray], key: str | None):
         vocabulary, matrix = table
         column = vocabulary.get(key) if key is not None else None
-        return None if column is None else matrix[:, column]
+        return None if column is None else matrix[column]
+
+    def _untie(self, values: np.ndarray) -> np.ndarray:
+        """``values`` laid out in tie order, back in catalogue order."""
+        return values[self._tie_position]
 
     def covering(self, theme: str) -> np.ndarray:
         """A boolean mask of the items that cover ``theme``."""
+        return self._untie(self._covering(theme))
+
+    def _covering(self, theme: str) -> np.ndarray:
         column = self._column(self._themes, theme)
         return np.zeros(len(self), dtype=bool) if column is None else column
 
     def scores(self, brief: Brief, learned: Mapping[int, float] | None = None,
                learned_weight: float = 0.0) -> np.ndarray:
         """Every item's score for ``brief`` (the same arithmetic as :func:`cold_score`)."""
+        boost = self._learned(learned) if learned and learned_weight else None
+        return self._untie(self._scores(brief, boost, learned_weight))
+
+    def _scores(self, brief: Brief, boost: np.ndarray | None, learned_weight: float):
+        """:meth:`scores` in tie order, given the learned scores in tie order (or None)."""
         scores = np.zeros(len(self))
         for theme in brief.themes:
-            scores += THEME_WEIGHT * self.covering(theme)
+            scores += THEME_WEIGHT * self._covering(theme)
         occasion = brief.occasion or ""
         for table, weight in ((self._occasions, OCCASION_WEIGHT), (self._uses, PAST_USE_WEIGHT),
                               (self._swaps, -SWAP_WEIGHT)):
             column = self._column(table, occasion)
             if column is not None:
                 scores += weight * column
-        if learned and learned_weight:
-            scores += learned_weight * self.learned_vector(learned)
+        if boost is not None:
+            scores += learned_weight * boost
         return scores
 
     def learned_vector(self, learned: Mapping[int, float]) -> np.ndarray:
         """The model's scores in catalogue order (0 for items it does not know)."""
-        if isinstance(learned, ItemScores):
-            return learned.aligned(self.ids)
-        return np.fromiter((learned.get(int(i), 0.0) for i in self.ids), dtype=np.float64,
-                           count=len(self))
+        return self._untie(self._learned(learned))
+
+    def _learned(self, learned: Mapping[int, float]) -> np.ndarray:
+        """The model's scores in tie order.
+
+        Where the catalogue's ids sit among an :class:`ItemScores`' ids is worked out once per
+        ids array (a model's ``classes_``) and reused: one model scores every brief.
+        """
+        if not isinstance(learned, ItemScores):
+            return np.fromiter((learned.get(int(i), 0.0) for i in self._t_ids),
+                               dtype=np.float64, count=len(self))
+        cached = self._alignments.get(id(learned._ids))
+        if cached is None or cached[0] is not learned._ids:
+            if len(self._alignments) >= 4:  # a few models at most: the live one, a swap
+                self._alignments.clear()
+            cached = (learned._ids, *learned._positions(self._t_ids))
+            self._alignments[id(learned._ids)] = cached
+        return learned._take(cached[1], cached[2])
 
     def eligible(self, brief: Brief) -> np.ndarray:
         """A mask of the items a bundle may hold: affordable, not excluded, not avoided
         (locked items stay eligible whatever else)."""
-        mask = self.price <= brief.budget_max + 1e-9
-        for word in brief.exclude:
-            column = self._column(self._words, word)
-            if column is not None:
-                mask &= ~column
+        return self._untie(self._eligible(brief))
+
+    def _eligible(self, brief: Brief) -> np.ndarray:
+        mask = self._t_price <= brief.budget_max + 1e-9
+        mask &= ~self._excluded(brief.exclude)
         for item_id in brief.avoid:
             row = self.position.get(item_id)
             if row is not None:
-                mask[row] = False
+                mask[self._tie_position[row]] = False
         for item_id in brief.locked:
             row = self.position.get(item_id)
             if row is not None and self.price[row] <= brief.budget_max + 1e-9:
-                mask[row] = True
+                mask[self._tie_position[row]] = True
+        return mask
+
+    def _excluded(self, exclude: Iterable[str]) -> np.ndarray:
+        """In tie order: the items an exclusion names (see :func:`is_excluded`)."""
+        mask = np.zeros(len(self), dtype=bool)
+        for word in exclude:
+            column = self._column(self._words, word)
+            if column is not None:
+                mask |= column
         return mask
 
     def ranked(self, brief: Brief, learned: Mapping[int, float] | None = None,
                learned_weight: float = 0.0) -> np.ndarray:
         """Positions of the eligible items, best first; ties go to the cheaper item, then the
         lower id, so the order is stable."""
-        rows = np.flatnonzero(self.eligible(brief))
-        scores = self.scores(brief, learned, learned_weight)
-        order = np.lexsort((self.ids[rows], self.price[rows], -scores[rows]))
-        return rows[order]
+        boost = self._learned(learned) if learned and learned_weight else None
+        scores = self._scores(brief, boost, learned_weight)
+        tied = np.flatnonzero(self._eligible(brief))
+        # Tie order already breaks ties: a stable sort on the score alone keeps it.
+        return self._tie[tied[np.argsort(-scores[tied], kind="stable")]]
 
     def ranked_ids(self, brief: Brief) -> list[int]:
         """The eligible items' ids, best first (the cold-start ranking)."""
@@ -355,8 +441,12 @@ def rank(candidates: Iterable[Candidate] | CandidateIndex, brief: Brief,
 
 def _reasons(candidate: Candidate, brief: Brief, learned: Mapping[int, float] | None,
              learned_weight: float) -> tuple[str, ...]:
-    reasons = cold_score(candidate, brief)[1]
     boost = learned.get(candidate.id, 0.0) if learned and learned_weight else 0.0
+    return _with_boost(cold_score(candidate, brief)[1], boost)
+
+
+def _with_boost(reasons: tuple[str, ...], boost: float) -> tuple[str, ...]:
+    """The reasons, plus the model's word when it scored the item above 0."""
     return reasons + (f"model: {boost:.0%} like past gifts",) if boost > 0 else reasons
 
 
@@ -374,11 +464,6 @@ class _Builder:
         return [theme for theme in self.brief.themes
                 if not any(candidate.covers(theme) for candidate, _, _ in self.lines)]
 
-    def fits(self, candidate: Candidate, reserve: float = 0.0) -> bool:
-        return (len(self.lines) < self.max_items and candidate.category not in self.categories
-                and candidate.id not in self.ids
-                and self.cost + candidate.price + reserve <= self.brief.budget_max + 1e-9)
-
     def add(self, candidate: Candidate, reasons: tuple[str, ...], quantity: int = 1) -> None:
         self.lines.append([candidate, quantity, reasons])
         self.cost += candidate.price * quantity
@@ -391,47 +476,112 @@ class _Builder:
 
 
 class _Request:
-    """One brief against one index: the ranking, and how to explain a pick."""
+    """One brief against one index, in the index's tie order: every item's score, the eligible
+    ones, and how to find the best item that fits a bundle without sorting the catalogue.
+
+    An item fits a bundle when the bundle has room (``max_items``), holds nothing of its
+    category (nor the item itself), and ``cost + price + reserve <= budget_max + 1e-9``.
+    Picking "the first item of the ranking that fits" is picking, among the items that fit,
+    the highest score, ties to the cheaper item and then the lower id: the first maximum in
+    tie order. Fitting only ever turns false as a bundle grows, so the items ruled out so far
+    are kept at -inf in a per-bundle copy of the scores (:class:`_Open`), and the budget's
+    part is a prefix of the price-ordered layout (:meth:`affordable`).
+    """
 
     def __init__(self, index: CandidateIndex, brief: Brief,
                  learned: Mapping[int, float] | None, learned_weight: float) -> None:
         self.index, self.brief = index, brief
-        self.learned, self.weight = learned, learned_weight
-        self.order = index.ranked(brief, learned, learned_weight)
-        self.rows = self.order.tolist()
+        self.boost = index._learned(learned) if learned and learned_weight else None
+        self.scores = index._scores(brief, self.boost, learned_weight)
+        self.eligible = index._eligible(brief)
+        self.limit = brief.budget_max + 1e-9
 
-    def reasons(self, row: int) -> tuple[str, ...]:
-        return _reasons(self.index.candidates[row], self.brief, self.learned, self.weight)
+    def tied(self, item_id: int) -> int:
+        """The tie position of the item ``index.position`` holds for ``item_id``."""
+        return int(self.index._tie_position[self.index.position[item_id]])
+
+    def candidate(self, tied: int) -> Candidate:
+        """The candidate at tie position ``tied``."""
+        return self.index.candidates[self.index._tie[tied]]
+
+    def reasons(self, tied: int) -> tuple[str, ...]:
+        """Why the item at ``tied`` suits the brief (only for the items a bundle keeps)."""
+        boost = float(self.boost[tied]) if self.boost is not None else 0.0
+        return _with_boost(cold_score(self.candidate(tied), self.brief)[1], boost)
+
+    def affordable(self, cost: float, reserve: float) -> int:
+        """How many items, cheapest first, pass the budget test ``cost + price + reserve <=
+        budget_max + 1e-9``.
+
+        The test is evaluated item by item as the greedy always wrote it, by bisection (float
+        sums are monotonic in the price), so the boundary is exactly the same.
+        """
+        limit = self.limit
+        return bisect.bisect_left(self.index._t_price_list, True,
+                                  key=lambda price: cost + price + reserve > limit)
 
 
-def _build(request: _Request, banned: set[int], locked: Sequence[int],
+class _Open:
+    """One bundle's scores, with every item it may no longer take set to -inf."""
+
+    def __init__(self, request: _Request, usable: np.ndarray) -> None:
+        self.request = request
+        self.scores = np.where(usable, request.scores, -np.inf)
+
+    def block(self, tied: int) -> None:
+        """Rule out the item at ``tied``'s category (and its id, should ids repeat)."""
+        index = self.request.index
+        self.scores[index._category_rows[index._t_category[tied]]] = -np.inf
+        if not index._unique_ids:
+            self.scores[index._t_ids == index._t_ids[tied]] = -np.inf
+
+    def best(self, builder: _Builder, reserve: float = 0.0,
+             within: np.ndarray | None = None) -> int | None:
+        """The tie position of the best item that fits ``builder`` (and ``within``), if any."""
+        if len(builder.lines) >= builder.max_items:
+            return None
+        end = self.request.affordable(builder.cost, reserve)
+        if not end:
+            return None
+        scores = self.scores[:end]
+        if within is not None:
+            scores = np.where(within[:end], scores, -np.inf)
+        tied = int(np.argmax(scores))
+        return tied if scores[tied] > -np.inf else None
+
+
+def _build(request: _Request, banned: np.ndarray, locked: Sequence[int],
            max_items: int, max_quantity: int) -> Bundle | None:
-    """Assemble one bundle (see the module docstring) or return None when it cannot fit."""
-    index, brief = request.index, request.brief
+    """Assemble one bundle (see the module docstring) or return None when it cannot fit.
+
+    ``banned`` marks (in tie order) the items of earlier bundles; ``locked`` are tie
+    positions.
+    """
+    brief = request.brief
     builder = _Builder(brief, max_items)
-    for row in locked:
-        builder.add(index.candidates[row], request.reasons(row) + ("locked by staff",))
-    taken = [index.position[item_id] for item_id in builder.ids]
-    usable = request.order[~np.isin(request.order, [*banned, *taken])]
-    covering = {theme: index.covering(theme)[usable] for theme in brief.themes}
-    cheapest = {theme: float(index.price[usable][mask].min()) if mask.any() else math.inf
-                for theme, mask in covering.items()}
+    for tied in locked:
+        builder.add(request.candidate(tied), request.reasons(tied) + ("locked by staff",))
+    usable = request.eligible & ~banned
+    usable[[request.tied(item_id) for item_id in builder.ids]] = False
+    bundle = _Open(request, usable)
+    for tied in locked:
+        bundle.block(tied)
+    covering = {theme: request.index._covering(theme) & usable for theme in brief.themes}
+    cheapest = {theme: _first_price(request.index, mask) for theme, mask in covering.items()}
     # Rarest theme first: it has the fewest items that can cover it.
-    for theme in sorted(builder.uncovered(), key=lambda t: int(covering[t].sum())):
+    for theme in sorted(builder.uncovered(), key=lambda t: int(np.count_nonzero(covering[t]))):
         if theme not in builder.uncovered():
             continue  # an item picked for an earlier theme covers this one too
         reserve = sum(cheapest[t] for t in builder.uncovered() if t != theme)
         reserve = reserve if math.isfinite(reserve) else 0.0
-        pick = next((row for row in usable[covering[theme]].tolist()
-                     if builder.fits(index.candidates[row], reserve)), None)
+        pick = bundle.best(builder, reserve, covering[theme])
         if pick is None:
             return None
-        builder.add(index.candidates[pick], request.reasons(pick))
-    for row in usable.tolist():
-        if len(builder.lines) >= max_items:
-            break
-        if builder.fits(index.candidates[row]):
-            builder.add(index.candidates[row], request.reasons(row))
+        builder.add(request.candidate(pick), request.reasons(pick))
+        bundle.block(pick)
+    while (pick := bundle.best(builder)) is not None:
+        builder.add(request.candidate(pick), request.reasons(pick))
+        bundle.block(pick)
     _raise_quantities(builder, max_quantity)
     if builder.uncovered() or not builder.lines \
             or builder.cost < brief.budget_min - 1e-9 or builder.cost > brief.budget_max + 1e-9:
@@ -439,6 +589,12 @@ def _build(request: _Request, banned: set[int], locked: Sequence[int],
     lines = tuple(BundleItem(candidate, quantity, reasons or ("fills the budget",))
                   for candidate, quantity, reasons in builder.lines)
     return Bundle(lines, _bundle_reasons(lines, brief))
+
+
+def _first_price(index: CandidateIndex, mask: np.ndarray) -> float:
+    """The lowest price among ``mask`` (tie order is by price), inf when it is empty."""
+    first = int(np.argmax(mask)) if len(mask) else 0
+    return float(index._t_price[first]) if len(mask) and mask[first] else math.inf
 
 
 def _raise_quantities(builder: _Builder, max_quantity: int) -> None:
@@ -472,20 +628,19 @@ def propose(candidates: Iterable[Candidate] | CandidateIndex, brief: Brief, *,
     """
     index = candidates if isinstance(candidates, CandidateIndex) else CandidateIndex(candidates)
     request = _Request(index, brief, learned, learned_weight)
-    eligible = set(request.rows)
-    locked = [index.position[item_id] for item_id in brief.locked
-              if item_id in index.position and index.position[item_id] in eligible]
+    locked = [request.tied(item_id) for item_id in brief.locked
+              if item_id in index.position and request.eligible[request.tied(item_id)]]
     made: list[Bundle] = []
-    banned: set[int] = set()
+    banned = np.zeros(len(index), dtype=bool)
     for number in range(bundles):
         bundle = _build(request, banned, locked if number == 0 else [], max_items,
                         max_quantity)
         if bundle is None:
             break
         made.append(bundle)
-        banned |= {index.position[item_id] for item_id in bundle.item_ids}
+        banned[[request.tied(item_id) for item_id in bundle.item_ids]] = True
     if not made:
-        return Proposal((), explain_infeasible(index.candidates, brief))
+        return Proposal((), explain_infeasible(index, brief))
     count = "three different bundles" if len(made) == 3 else (
         f"{len(made)} bundle{'s' if len(made) > 1 else ''} (no more fit without reusing items)")
     return Proposal(tuple(made), f"{count} for {_describe(brief)}.")
@@ -500,21 +655,23 @@ def _describe(brief: Brief) -> str:
     return "; ".join(parts)
 
 
-def explain_infeasible(candidates: Sequence[Candidate], brief: Brief) -> str:
+def explain_infeasible(candidates: Sequence[Candidate] | CandidateIndex, brief: Brief) -> str:
     """One plain sentence on why no bundle fits the brief."""
-    allowed = [c for c in candidates if not is_excluded(c, brief.exclude)
-               and (c.id not in brief.avoid or c.id in brief.locked)]
-    if not candidates:
+    index = candidates if isinstance(candidates, CandidateIndex) else CandidateIndex(candidates)
+    if not len(index):
         return "The catalogue has no items yet."
-    if not allowed:
+    # "Allowed" ignores the budget: the sentence names what rules the items out.
+    barred = np.fromiter(set(brief.avoid) - set(brief.locked), dtype=np.int64)
+    allowed = ~index._excluded(brief.exclude) & ~np.isin(index._t_ids, barred)
+    if not allowed.any():
         return "Every item is excluded by " + ", ".join(brief.exclude) + "."
     for theme in brief.themes:
-        matching = [c for c in allowed if c.covers(theme)]
-        if not matching:
+        matching = allowed & index._covering(theme)
+        if not matching.any():
             return f"No item matches '{theme}' once the exclusions are applied."
-        if min(c.price for c in matching) > brief.budget_max:
+        if _first_price(index, matching) > brief.budget_max:
             return f"No item under {brief.budget_max:.2f} matches '{theme}'."
-    if min(c.price for c in allowed) > brief.budget_max:
+    if _first_price(index, allowed) > brief.budget_max:
         return f"No item costs {brief.budget_max:.2f} or less."
     if brief.themes:
         return ("The requested themes cannot all be covered together within "

@@ -17,6 +17,7 @@ recommender a plausible year of picks to learn from and be measured on.
 from __future__ import annotations
 
 import datetime
+import itertools
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -238,24 +239,32 @@ def generate_picks(
     by_popularity = catalogue[:]
     rng.shuffle(by_popularity)
     weights = [1.0 / (rank + 1) ** POPULARITY_SKEW for rank in range(len(by_popularity))]
+    # What each pick needs of its game, worked out once per game rather than once per pick;
+    # cumulative weights make the same draws as the weights (random.choices computes them).
+    cumulative = list(itertools.accumulate(weights))
+    budgets = {game.name: budget_of(game.price, thresholds) for game in catalogue}
+    own_styles = {game.name: sorted(set(game.gameplay)) for game in catalogue}
+    other_styles = {
+        name: [style for style in styles if style not in own] for name, own in own_styles.items()
+    }
     first = datetime.date(year, 1, 1)
     days = (datetime.date(year + 1, 1, 1) - first).days
     dates = sorted(first + datetime.timedelta(days=rng.randrange(days)) for _ in range(n))
     picks = []
     for when in dates:
-        game = rng.choices(by_popularity, weights)[0]
+        game = rng.choices(by_popularity, cum_weights=cumulative)[0]
         wanted = rng.randint(1, 3)
         if rng.random() < NOISE:
             budget = rng.choice(BUDGETS)
             asked = rng.sample(styles, min(wanted, len(styles)))
         else:
-            budget = budget_of(game.price, thresholds)
+            budget = budgets[game.name]
             if rng.random() < OFF_BUDGET:
                 position = BUDGETS.index(budget)
                 budget = BUDGETS[position + 1 if position == 0 else position - 1]
-            own = sorted(set(game.gameplay))
+            own = own_styles[game.name]
             asked = rng.sample(own, min(wanted, len(own)))
-            others = [style for style in styles if style not in own]
+            others = other_styles[game.name]
             if others and rng.random() < EXTRA_STYLE:
                 asked.append(rng.choice(others))
         picks.append(Pick(budget, tuple(sorted(asked)), game.name, when))

@@ -132,3 +132,31 @@ def wait_for_job(job_id: str, timeout: float = 30.0):
             return job
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} did not finish within {timeout} s")
+
+
+@contextmanager
+def counting_statements(app):
+    """Yield the list of SQL statements the app runs inside the block (query budgets)."""
+    from sqlalchemy import event
+
+    from webapp.extensions import db
+
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def table_of(statement: str) -> str:
+    """The table a SELECT reads (after FROM), or the start of any other statement."""
+    if "FROM" in statement:
+        return statement.split("FROM")[-1].split()[0]
+    return statement.split("(")[0].strip()

@@ -15,6 +15,7 @@ from ml.dough import (
     Night,
     build_estimator,
     data_hash,
+    nights_hash,
     train_dough,
     training_nights,
 )
@@ -227,6 +228,35 @@ def test_data_hash_is_stable_and_order_sensitive(week_nights):
     assert data_hash([(1,)]) != data_hash([(1.0,)])
     assert data_hash([np.int64(3)]) == data_hash([3])
     assert len(data_hash([])) == 64
+
+
+def test_nights_hash_is_the_data_hash(week_nights, monkeypatch):
+    detailed = [
+        Night(datetime.date(2023, 5, 22), 12, 36, temperature=21.5, holiday=True),
+        Night(datetime.date(2023, 5, 23), 20, None, temperature=float("nan")),
+        Night(datetime.date(2023, 5, 24), None, 68, temperature=-3),
+        Night(datetime.date(2023, 5, 25), 30, 82.5),
+    ]
+    commas = [Night(datetime.date(2023, 5, 22), "1,2", 3), Night(datetime.date(2023, 5, 23),
+                                                              [1, 2], {"a": 1})]
+    for nights in ([], week_nights, detailed, week_nights + detailed, commas):
+        assert nights_hash(nights) == data_hash(nights)
+    monkeypatch.setattr("ml.dough._HASH_CHUNK", 2)  # several chunks, joined as one list
+    assert nights_hash(week_nights + detailed) == data_hash(week_nights + detailed)
+
+
+def test_nights_hash_falls_back_for_values_json_cannot_write(week_nights):
+    numpy_counts = [Night(night.date, np.int64(night.reservations), night.doughs)
+                    for night in week_nights]
+    assert nights_hash(numpy_counts) == data_hash(numpy_counts) == data_hash(week_nights)
+
+    class Rainy(Night):
+        pass
+
+    subclassed = [Rainy(night.date, night.reservations, night.doughs) for night in week_nights]
+    assert nights_hash(subclassed) == data_hash(subclassed)
+    with pytest.raises(TypeError, match="object"):
+        nights_hash([Night(datetime.date(2023, 5, 22), 1, 2, temperature=object())])
 
 
 def test_data_hash_refuses_values_without_a_canonical_form():

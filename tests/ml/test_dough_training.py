@@ -15,11 +15,12 @@ from ml.dough import (
     MODEL_TYPES,
     DoughModel,
     Night,
+    _last_week,
     build_estimator,
     train_dough,
     training_nights,
 )
-from ml.evaluation import regression_metrics
+from ml.evaluation import regression_metrics, same_weekday_last_week
 from ml.synthetic import generate_linear_year, generate_weekday_year, generate_year
 
 
@@ -86,6 +87,31 @@ def test_baseline_mae_uses_the_night_a_week_earlier_even_when_it_is_excluded():
     assert trained.metrics["baseline_mae"] == pytest.approx(
         statistics.mean(abs(actual - guess) for actual, guess in pairs)
     )
+
+
+def test_the_baseline_lookup_agrees_with_same_weekday_last_week():
+    nights = [night for night in generate_year(4) if night.date.day % 5]  # gaps, unknown counts
+    shuffled = nights[::3] + nights[1::3] + nights[2::3]
+    for history, test in ((nights, nights[-80:]), (shuffled, nights[::-2]), ([], nights[:5])):
+        covered, predicted = _last_week(history, test)
+        expected = same_weekday_last_week(
+            ((night.date, night.doughs) for night in history), (night.date for night in test)
+        )
+        np.testing.assert_array_equal(covered, expected[0])
+        np.testing.assert_array_equal(predicted, expected[1])
+        assert covered.dtype == expected[0].dtype and predicted.dtype == expected[1].dtype
+
+
+def test_the_baseline_lookup_names_the_first_repeated_day_it_reaches():
+    day = datetime.date(2023, 5, 1)
+    history = [Night(day + datetime.timedelta(days=i), 10, 30) for i in range(5)]
+    history += [Night(day + datetime.timedelta(days=3), 1, 2),
+                Night(day + datetime.timedelta(days=1), 1, 2),
+                Night(day + datetime.timedelta(days=1), 1, None)]  # unknown: not a value
+    with pytest.raises(ValueError, match="two values for 2023-05-04"):
+        same_weekday_last_week([(n.date, n.doughs) for n in history], [])
+    with pytest.raises(ValueError, match="two values for 2023-05-04"):
+        _last_week(history, [])
 
 
 @pytest.mark.parametrize(

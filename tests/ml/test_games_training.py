@@ -10,7 +10,17 @@ import numpy as np
 import pytest
 
 from ml.evaluation import hit_rate_at_k, popularity_ranking
-from ml.games import ALGORITHMS, BUDGETS, GameExample, Pick, budget_of, train_games
+from ml.games import (
+    ALGORITHMS,
+    BUDGETS,
+    REGISTRY,
+    GameExample,
+    GameFeatures,
+    Pick,
+    budget_of,
+    examples_hash,
+    train_games,
+)
 from ml.synthetic import generate_picks
 from ml.training import data_hash
 from tests.ml.test_games_reference import GAMES
@@ -110,6 +120,45 @@ def test_the_data_hash_covers_games_and_picks():
     assert train_games(SMALL, [pick]).data_hash == data_hash(sorted(SMALL, key=lambda g: g.name) + [pick])
     moved = dataclasses.replace(SMALL[0], price=3.0)
     assert train_games([moved, *SMALL[1:]]).data_hash != train_games(SMALL).data_hash
+
+
+def test_examples_hash_is_the_data_hash(monkeypatch):
+    picks = [
+        Pick("cheap", ("Strategy",), "Go", DAY),
+        Pick("premium", ("RPG", "Adventure"), "Quest"),
+        Pick("standard", (), "Kart", datetime.datetime(2023, 3, 2, 18, 30)),
+        Pick("cheap", ("Strategy", "Strategy"), "Chess", DAY),
+    ]
+    games = [*SMALL, GameExample("Solo", 0, ())]
+    for some_games, some_picks in (([], []), (games, []), (games, picks)):
+        expected = data_hash([*some_games, *some_picks])
+        assert examples_hash(some_games, some_picks) == expected
+    monkeypatch.setattr("ml.games._HASH_CHUNK", 3)  # several chunks, joined as one list
+    assert examples_hash(games, picks) == data_hash([*games, *picks])
+
+
+def test_examples_hash_agrees_on_numpy_prices_and_subclasses():
+    class Boxed(GameExample):
+        pass
+
+    numpy_price = [GameExample("Chess", np.float64(2.5), ("Strategy",))]
+    subclassed = [Boxed("Chess", 2.0, ("Strategy",))]  # may have more fields: data_hash's walk
+    for games in (numpy_price, subclassed):
+        assert examples_hash(games, []) == data_hash(games)
+
+
+@pytest.mark.parametrize("algorithm", [name for name in ALGORITHMS if REGISTRY[name].mergeable])
+def test_merged_examples_fit_the_same_naive_bayes_as_every_example(algorithm):
+    games = sorted(GAMES, key=lambda game: game.name)
+    picks = generate_picks(games, seed=4, n=3000)
+    trained = train_games(games, picks, algorithm=algorithm, holdout=0.5).model.estimator_
+    features = GameFeatures.from_games(games)
+    X = np.array([features.encode_game(game) for game in games]
+                 + [features.encode(pick.budget, pick.gameplay) for pick in picks])
+    y = [game.name for game in games] + [pick.game for pick in picks]
+    direct = REGISTRY[algorithm].build(len(y)).fit(X, y)
+    for attribute in ("class_count_", "feature_count_", "feature_log_prob_", "classes_"):
+        np.testing.assert_array_equal(getattr(trained, attribute), getattr(direct, attribute))
 
 
 def test_pick_styles_the_catalogue_no_longer_has_are_dropped_and_counted():

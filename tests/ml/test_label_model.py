@@ -16,10 +16,13 @@ from ml.label_model import (
     ALGORITHMS,
     MIN_EXAMPLES,
     LabelExample,
+    LabelFeatures,
     LabelModel,
+    _examples_hash,
     order_by_uncertainty,
     train_labels,
 )
+from ml.training import data_hash
 
 GROUPS = {group: labels for group, (_, labels) in DEMO_GROUPS.items()}
 SINGLE = frozenset(group for group, (multi, _) in DEMO_GROUPS.items() if not multi)
@@ -175,6 +178,37 @@ def test_same_seed_same_model_and_metrics(data):
     items = [ex.item for ex in data[150:170]]
     np.testing.assert_array_equal(first.model.predict_proba(items),
                                   again.model.predict_proba(items))
+
+
+def test_the_data_hash_is_data_hash_of_items_and_sorted_labels(data, trained, monkeypatch):
+    def expected(some):
+        return data_hash([{"item": ex.item, "labels": sorted(ex.labels)} for ex in some])
+
+    assert trained.data_hash == expected(data)
+    odd = [LabelExample(ItemData(id=1, name="Mug", sku=None, price=4), frozenset()),
+           LabelExample(ItemData(id=2, name="Tea", price=float("nan"), local=True),
+                        frozenset({"theme:tea", "occasion:onboarding"}))]
+    monkeypatch.setattr("ml.label_model._HASH_CHUNK", 7)  # several chunks, joined as one list
+    for some in ([], odd, data[:30] + odd):
+        assert _examples_hash(some) == expected(some)
+
+    class Boxed(ItemData):
+        pass
+
+    subclassed = [LabelExample(Boxed(id=3, name="Box"), frozenset())]  # data_hash's own walk
+    assert _examples_hash(subclassed) == expected(subclassed)
+
+
+def test_fit_transform_encodes_as_fit_then_transform(data):
+    items = [ex.item for ex in data]
+    features = LabelFeatures(min_df=2)
+    together = features.fit_transform(items)
+    apart = LabelFeatures(min_df=2).fit(items)
+    assert features.vectorizer_.vocabulary_ == apart.vectorizer_.vocabulary_
+    assert features.price_scale_ == apart.price_scale_
+    # Equal up to the order each row's squares were summed in when it was normalised.
+    np.testing.assert_allclose(together.toarray(), apart.transform(items).toarray(),
+                               rtol=1e-12, atol=1e-15)
 
 
 def test_a_different_seed_holds_out_different_items(data):

@@ -87,6 +87,8 @@ ACCESS = {
     "tavern.suggestions": ("host", "staff"),
     # Gifts: the whole blueprint is staff-only (hosts get 403).
     "gifts.brief": STAFF,
+    "gifts.try_labels": STAFF,
+    "gifts.try_labels_suggestions": STAFF,
     "gifts.brief_proposals": STAFF,
     "gifts.brief_save": STAFF,
     "gifts.brief_settings": STAFF,

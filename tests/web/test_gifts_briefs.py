@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.gift_fixtures import seed_brief_catalogue
+from tests.support import counting_statements, table_of
 from webapp.extensions import db
 from webapp.gifts.models import Client, Gift, GiftLine, Item, ProposalEvent
 
@@ -239,6 +240,10 @@ def test_an_infeasible_brief_is_200_with_a_reason(app, client, catalogue):
     ({"budget": {"min": 1, "max": 10}, "occasion": "wedding"}, "occasion"),
     ({"budget": {"min": 1, "max": 10}, "recipients": 0}, "recipients"),
     ({"budget": {"min": 1, "max": 10}, "themes": "coffee"}, "themes"),
+    # Regressions: non-strings used to reach a length check and answer 500 (or pass as text).
+    ({"budget": {"min": 1, "max": 10}, "occasion": 5}, "occasion"),
+    ({"budget": {"min": 1, "max": 10}, "industry": True}, "industry"),
+    ({"budget": {"min": 1, "max": 10}, "industry": ["x"]}, "industry"),
 ])
 def test_bad_briefs_get_422_naming_the_field(app, client, catalogue, body, field):
     response = api_post(client, app, body)
@@ -357,3 +362,39 @@ def test_a_brief_opened_from_a_client_page_starts_clean(app, client, auth, catal
     assert page.status_code == 200
     assert b"No brief yet." in page.data and b"Check the brief" not in page.data
     assert f'<option selected value="{acme_id}">Acme Labs'.encode() in page.data
+
+
+def test_every_bundle_offers_every_client_with_the_briefs_one_chosen(app, htmx_client, auth,
+                                                                      catalogue):
+    auth.login("staff")
+    with app.app_context():
+        acme_id = db.session.scalar(select(Client.id).where(Client.name == "Acme Labs"))
+    html = htmx_client.get("/gifts/brief/proposals", query_string={
+        **BRIEF, "client_id": str(acme_id)}).data.decode()
+    assert html.count('class="card bundle"') == 3
+    assert html.count(f'<option value="{acme_id}" selected>Acme Labs</option>') == 3
+    assert html.count(">Civic Legal</option>") == 3 and html.count(" selected>") == 3
+
+
+def test_the_live_block_reads_little_and_records_its_feedback_once(app, htmx_client, auth,
+                                                                   catalogue):
+    """Warm, a keystroke reads the user, the settings and (for the save forms) the clients,
+    and writes one event: the commit comes after the rendering, so nothing is read twice."""
+
+    app.config.update(MODEL_CHECK_SECONDS=60.0, GIFTS_CATALOGUE_SECONDS=60.0)
+    auth.login("staff")
+    infeasible = {**BRIEF, "budget_min": "1", "budget_max": "4"}
+    htmx_client.get("/gifts/brief/proposals", query_string=BRIEF)  # warm the caches
+    with app.app_context():
+        before = db.session.scalar(select(func.count()).select_from(ProposalEvent))
+    with counting_statements(app) as statements:
+        assert htmx_client.get("/gifts/brief/proposals", query_string=BRIEF).status_code == 200
+        feasible, statements[:] = [table_of(s) for s in statements], []
+        response = htmx_client.get("/gifts/brief/proposals", query_string=infeasible)
+        assert b"No bundle fits this brief" in response.data
+    statements = [table_of(s) for s in statements]
+    assert sorted(feasible) == sorted(["users", "gifts_settings", "gifts_client",
+                                       "INSERT INTO gifts_proposal_event"])
+    assert "gifts_client" not in statements and len(statements) == 3  # no bundle to save
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ProposalEvent)) == before + 2

@@ -23,5 +23,6 @@ from webapp.gifts import (  # noqa: E402,F401
     models,
     queue,
     rules_views,
+    try_labels,
     vocabulary,
 )

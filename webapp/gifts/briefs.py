@@ -62,9 +62,11 @@ def apply_actions(form: BriefForm, args: MultiDict) -> tuple[str, int] | None:
 
 
 def proposal_context(form: BriefForm) -> dict:
-    """Everything the proposals block shows, and the feedback it records."""
+    """Everything the proposals block shows, and the feedback it leaves (``feedback``: record
+    it with :func:`record_feedback` once the page is rendered)."""
     action = apply_actions(form, request.args)
-    context = {"form": form, "lock": form.lock_ids, "avoid": form.avoid_ids, "proposed": None}
+    context = {"form": form, "lock": form.lock_ids, "avoid": form.avoid_ids, "proposed": None,
+               "feedback": None}
     # A brief starts once it has a budget: a link that only names the client (from the
     # client's page) opens the form with the defaults, not with "give a budget" errors.
     started = "budget_min" in request.args or "budget_max" in request.args
@@ -76,26 +78,52 @@ def proposal_context(form: BriefForm) -> dict:
     context.update(proposed=proposed, brief=brief, client=client)
     event, item_id = action if action else ("shown", None)
     if event != "unlocked":
-        service.record_event(event, brief, proposed.proposal.bundles, item_id=item_id,
-                             model_version=proposed.model_version)
+        context["feedback"] = (event, brief, proposed.proposal.bundles, item_id,
+                               proposed.model_version)
     return context
+
+
+def record_feedback(context: dict) -> None:
+    """Store the feedback :func:`proposal_context` left in ``context``, if any, and commit."""
+    if context.get("feedback"):
+        event, brief, bundles, item_id, model_version = context["feedback"]
+        service.record_event(event, brief, bundles, item_id=item_id, model_version=model_version)
+
+
+def render_brief(block: str, context: dict, status: int = 200):
+    """Render the brief page (or ``block``), then record its feedback.
+
+    The commit comes after the rendering: committing first would expire every loaded row
+    (the user, the settings) and the template would load them again, two queries per
+    keystroke.
+    """
+    response = render_page_or_block(TEMPLATE, block, status=status, **context)
+    record_feedback(context)
+    return response
 
 
 @bp.route("/brief")
 def brief():
     """The brief form and its three proposals (the whole page)."""
-    return render_page_or_block(TEMPLATE, "proposals", **page_context())
+    return render_brief("proposals", page_context())
 
 
 def page_context(settings_form: RecommenderSettingsForm | None = None) -> dict:
     """What the brief page shows, from the query string."""
     form = BriefForm(request.args if request.args else None)
-    if not wants_fragment():  # the live block shows no select or tick: skip its queries
+    fragment = wants_fragment()
+    if not fragment:  # the live block shows no select or tick: skip its queries
         form.load_choices()
     context = proposal_context(form)
-    context["save_form"] = save_form_for(form)
-    context["settings_form"] = settings_form or RecommenderSettingsForm(
-        obj=gifts_settings(), formdata=None)
+    proposed, client = context["proposed"], context.get("client")
+    # Only a bundle offers "save as gift" (for the brief's client by default): no bundle, no
+    # client list to read.
+    bundles = proposed is not None and proposed.proposal.bundles
+    context["save_choices"] = client_choices() if bundles else []
+    context["save_client"] = client.id if client is not None else None
+    if not fragment or settings_form is not None:  # the live block has no settings form
+        context["settings_form"] = settings_form or RecommenderSettingsForm(
+            obj=gifts_settings(), formdata=None)
     return context
 
 
@@ -106,8 +134,7 @@ def brief_settings():
     form = RecommenderSettingsForm()
     if not form.validate_on_submit():
         if not wants_fragment():
-            return render_page_or_block(TEMPLATE, "recommender_settings", status=422,
-                                        **page_context(form))
+            return render_brief("recommender_settings", page_context(form), status=422)
         return render_page_or_block(TEMPLATE, "recommender_settings", status=422,
                                     settings_form=form)
     settings.learned_weight = float(form.learned_weight.data)
@@ -129,16 +156,6 @@ def client_choices() -> list[SelectChoice]:
     """Every client, by name, for a select."""
     return [SelectChoice(client_id, name) for client_id, name in db.session.execute(
         select(Client.id, Client.name).order_by(Client.name_key))]
-
-
-def save_form_for(form: BriefForm) -> SaveGiftForm:
-    """A save form with the brief's client preselected."""
-    save = SaveGiftForm(formdata=None)
-    save.client_id.choices = client_choices()
-    client = form.client()
-    if client is not None:
-        save.client_id.data = client.id
-    return save
 
 
 @bp.route("/brief/save", methods=["POST"])

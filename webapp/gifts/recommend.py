@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from ml import gifts as gifts_ml
 from ml.gift_model import brief_to_dict
@@ -192,7 +192,9 @@ def record_event(event: str, brief: gifts_ml.Brief, bundles=(), item_id: int | N
                  gift_id: int | None = None, model_version: str | None = None) -> None:
     """Store one piece of feedback (shown, swapped_out, locked, saved, sent) and commit."""
     by = current_user.username if current_user and current_user.is_authenticated else None
-    db.session.add(ProposalEvent(
+    # One INSERT statement, no ORM object: every keystroke of a brief records one event, and
+    # nothing reads it back in the request.
+    db.session.execute(insert(ProposalEvent).values(
         event=event, brief=brief_to_dict(brief) | {"exclude": list(brief.exclude)},
         bundles=[sorted(bundle.item_ids) for bundle in bundles], item_id=item_id,
         gift_id=gift_id, model_version=model_version, created_by=by))
