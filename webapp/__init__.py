@@ -107,15 +107,17 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_hooks(app: Flask) -> None:
-    """Login enforcement, navigation, the Vary header and error pages."""
+    """Login enforcement, navigation, the Vary and security headers, and error pages."""
     from webapp.auth.roles import require_login
     from webapp.errors import register_error_handlers
     from webapp.htmx import add_vary_header
     from webapp.main.nav import inject_model_badge, inject_nav
+    from webapp.security import add_security_headers
     from webapp.templating import register_template_globals
 
     app.before_request(require_login)
     app.after_request(add_vary_header)
+    app.after_request(add_security_headers)
     app.context_processor(inject_nav)
     app.context_processor(inject_model_badge)
     register_error_handlers(app)

@@ -1,15 +1,17 @@
-"""Error pages: 400/403/404/405/413/422/429/500, each as a whole page or an HTMX fragment.
+"""Error pages: 400/403/404/405/413/422/429/500/503, each as a whole page or an HTMX fragment.
 
 For an HTMX request the error fragment is re-targeted to the page's ``#flash`` region, so the
-message appears where the user looks, whatever element asked.
+message appears where the user looks, whatever element asked. Under ``/api/`` errors are JSON.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import request
+from flask import current_app, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from webapp.extensions import db
@@ -28,6 +30,19 @@ MESSAGES = {
     500: ("Something went wrong", "The server hit an error. Nothing was saved. Try again."),
     503: ("Unavailable", "A service Curate needs is unavailable. Try again shortly."),
 }
+#: What a user sees while the database cannot be reached (pages and API alike).
+DATABASE_UNAVAILABLE = ("The database is unavailable right now, so nothing was saved. "
+                        "Try again in a few seconds.")
+#: Seconds a client should wait before retrying after a database outage (``Retry-After``).
+RETRY_AFTER_SECONDS = 5
+
+
+def is_api_request() -> bool:
+    """True for a request under ``/api/``, which gets JSON errors.
+
+    The path decides, not the blueprint: routing errors happen before any blueprint is known.
+    """
+    return request.path.startswith("/api/")
 
 
 def render_error(status: int, detail: str | None = None):
@@ -49,7 +64,7 @@ def handle_http_error(error: HTTPException):
     Routing errors (unknown URL, wrong method) happen before Flask knows the blueprint, so the
     API's own handlers never see them; the path decides instead.
     """
-    if request.path.startswith("/api/"):
+    if is_api_request():
         from webapp.api.errors import handle_http_error as api_error
 
         return api_error(error)
@@ -77,9 +92,48 @@ def handle_server_error(error: Exception):
     return render_error(500)
 
 
+def handle_database_unavailable(error: OperationalError | InterfaceError | PoolTimeout):
+    """503 with ``Retry-After`` when the database cannot be reached (lost connection, restart).
+
+    An outage is not a bug in Curate, so it gets a clear "try again" instead of a 500; the
+    cause is still logged with its traceback.
+    """
+    rollback_quietly()
+    log.error("Database unavailable: %s", getattr(error, "orig", None) or error, exc_info=error)
+    # The user object may be expired (rolled back) or was never loaded (the user_loader itself
+    # failed); rendering it would query the dead database again, so the page is anonymous.
+    # (Flask-Login has no public call for "anonymous for this request only"; the outage tests
+    # fail if this stops working.)
+    current_app.login_manager._update_request_context_with_user(None)
+    retry = [("Retry-After", str(RETRY_AFTER_SECONDS))]
+    if is_api_request():
+        from webapp.api.errors import json_error
+
+        return json_error(503, DATABASE_UNAVAILABLE, headers=retry)
+    response = render_error(503, DATABASE_UNAVAILABLE)
+    response.headers.extend(retry)
+    return response
+
+
+def rollback_quietly() -> None:
+    """Roll back the session, tolerating a connection that is already gone.
+
+    Nothing half-written survives either way: a dead connection's transaction is lost with it.
+    """
+    try:
+        db.session.rollback()
+    except SQLAlchemyError:
+        log.warning("Rollback failed after a database error", exc_info=True)
+
+
 def register_error_handlers(app) -> None:
     """Attach the handlers to ``app``."""
     app.register_error_handler(CSRFError, handle_csrf_error)
+    # Connection loss surfaces as one of these DBAPIError subclasses, wherever the query was.
+    app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(InterfaceError, handle_database_unavailable)
+    # Every pooled connection busy for pool_timeout seconds: overload, also worth a retry.
+    app.register_error_handler(PoolTimeout, handle_database_unavailable)
     app.register_error_handler(HTTPException, handle_http_error)
     # Unhandled exceptions reach this handler as InternalServerError(original_exception=...).
     app.register_error_handler(InternalServerError, handle_server_error)

@@ -287,12 +287,20 @@ def browser():
 
 @pytest.fixture
 def page(browser, live_server):
-    """A fresh browser context (no cookies) per test, with base URL and a sane timeout."""
+    """A fresh browser context (no cookies) per test, with base URL and a sane timeout.
+
+    Every journey doubles as a Content Security Policy check: the test fails at teardown if
+    the browser reported anything the policy refused.
+    """
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
     context.set_default_timeout(10_000)
     page = context.new_page()
+    refused = []
+    page.on("console", lambda message: refused.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text else None)
     yield page
     context.close()
+    assert not refused, f"the Content Security Policy refused: {sorted(set(refused))}"
 
 
 @pytest.fixture(scope="session")
