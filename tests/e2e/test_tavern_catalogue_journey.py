@@ -4,6 +4,7 @@ keyboard (a refused name, then a saved price), and import a file with bad rows."
 from __future__ import annotations
 
 import re
+import time
 
 from playwright.sync_api import expect
 
@@ -99,3 +100,31 @@ def test_staff_searches_edits_inline_and_imports(page, live_app, screenshot_dir,
     page.get_by_label("Search by name").press_sequentially("breach", delay=40)
     expect(page.locator('tr[data-name="Into the Breach"]')).to_contain_text("Tactical")
     expect(page.locator(".match-count")).to_have_text("1")
+
+
+def test_a_slow_refusal_does_not_pull_focus_from_the_field_being_typed_in(page, live_app):
+    # Regression: the "focus the first invalid field" step ran after a late 422 had settled,
+    # while the user was already typing the price, so their keystrokes landed in the name.
+    from webapp.tavern.demo import load_demo_games
+
+    with live_app.app_context():
+        load_demo_games()
+        db.session.remove()
+    log_in(page, "staff")
+    page.goto("/tavern/games?q=zelda")
+
+    def slow(route):
+        if route.request.method == "POST":
+            time.sleep(0.8)
+        route.continue_()
+
+    page.route(re.compile(r"/tavern/games/\d+$"), slow)
+    page.locator('tr[data-name="The Legend of Zelda: Tears of the Kingdom"] td.name').click()
+    name = page.locator("tr.editing").get_by_label("Name")
+    name.fill("the legend of zelda: breath of the wild")
+    name.press("Enter")  # refused (the name is taken), but only after 0.8 s
+    page.locator("tr.editing").get_by_label("Price per hour").focus()  # the user moves on
+    expect(page.locator("tr.editing").get_by_text("There is already a game called")) \
+        .to_be_visible()
+    page.wait_for_timeout(300)  # past htmx's settle, when focus would have been moved
+    expect(page.locator("tr.editing").get_by_label("Price per hour")).to_be_focused()
