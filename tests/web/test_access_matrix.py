@@ -28,6 +28,7 @@ ACCESS = {
     "static": "public",
     "auth.login": "public",
     "main.healthz": "public",
+    "api.openapi": "public",
     "auth.logout": ANYONE,
     "main.home": ANYONE,
     "admin.users": ("admin",),

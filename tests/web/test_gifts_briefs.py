@@ -244,6 +244,9 @@ def test_an_infeasible_brief_is_200_with_a_reason(app, client, catalogue):
     ({"budget": {"min": 1, "max": 10}, "occasion": 5}, "occasion"),
     ({"budget": {"min": 1, "max": 10}, "industry": True}, "industry"),
     ({"budget": {"min": 1, "max": 10}, "industry": ["x"]}, "industry"),
+    # Regression: an integer beyond a float's range overflowed in math.isfinite (500).
+    ({"budget": {"min": 1, "max": 10**400}}, "budget"),
+    ({"budget": {"min": -10**400, "max": 10}}, "budget"),
 ])
 def test_bad_briefs_get_422_naming_the_field(app, client, catalogue, body, field):
     response = api_post(client, app, body)

@@ -214,7 +214,7 @@ def test_edit_a_rule(app, client, htmx_client, auth, data):
     assert b"3</strong> pending items" in page  # the preview of the stored rule
     response = htmx_client.post(f"/gifts/rules/{rule_id}", data=rule_form(
         "Coffee (cheap)", [("text", "contains", "coffee"), ("price", "le", "15")],
-        [data["labels"]["theme:coffee"]], enabled=False))
+        [data["labels"]["theme:coffee"]], enabled=False) | {"version": "1"})
     assert response.status_code == 200
     with app.app_context():
         row = db.session.get(Rule, rule_id)
@@ -234,6 +234,7 @@ def test_a_rule_with_more_conditions_than_rows_keeps_them_all_when_edited(app, c
                      [data["labels"]["theme:coffee"]])
     form.update({"conditions-5-field": "price", "conditions-5-op": "ge", "conditions-5-value": "5",
                  "conditions-6-field": "price", "conditions-6-op": "ge", "conditions-6-value": "6"})
+    form["version"] = "1"
     assert htmx_client.post(f"/gifts/rules/{rule_id}", data=form).status_code == 200
     with app.app_context():
         assert len(db.session.get(Rule, rule_id).condition["conditions"]) == 7

@@ -95,7 +95,8 @@ def test_edit_a_row_in_place(app, htmx_client, auth, week):
     assert edit.status_code == 200 and b"<html" not in edit.data
     assert f'form="night-form-{monday}"'.encode() in edit.data and b'class="night-row editing"' in edit.data
     response = htmx_client.post(f"/pizzeria/nights/{monday}",
-                                data={"date": "2022-12-19", "reservations": "13", "doughs": "40"})
+                                data={"date": "2022-12-19", "reservations": "13", "doughs": "40",
+                                      "version": "1"})
     assert response.status_code == 200
     assert response.data.lstrip().startswith(f'<tr id="night-{monday}" class="night-row"'.encode())
     with app.app_context():
@@ -109,12 +110,14 @@ def test_edit_errors_stay_in_the_row(app, htmx_client, auth, week):
     auth.login("host")
     monday = night_id(app, "2022-12-19")
     response = htmx_client.post(f"/pizzeria/nights/{monday}",
-                                data={"date": "2022-12-20", "reservations": "13"})
+                                data={"date": "2022-12-20", "reservations": "13",
+                                      "version": "1"})
     assert response.status_code == 422
     assert b"There is already a night on 2022-12-20." in response.data
     assert f'id="night-{monday}" class="night-row editing"'.encode() in response.data
     response = htmx_client.post(f"/pizzeria/nights/{monday}", data={"date": "2022-12-19",
-                                                                    "reservations": "-5"})
+                                                                    "reservations": "-5",
+                                                                    "version": "1"})
     assert response.status_code == 422 and b'aria-invalid="true"' in response.data
 
 
@@ -124,7 +127,8 @@ def test_edit_without_javascript_shows_the_whole_page_with_the_row_open(app, cli
     page = client.get(f"/pizzeria/nights/{monday}/edit").data
     assert b"<html" in page and b'class="night-row editing"' in page
     response = client.post(f"/pizzeria/nights/{monday}", data={"date": "2022-12-19",
-                                                               "reservations": "14"})
+                                                               "reservations": "14",
+                                                               "version": "1"})
     assert response.status_code == 303
 
 
@@ -159,7 +163,8 @@ def test_excluded_weekdays_and_single_nights_change_the_summary(app, htmx_client
         assert pizzeria_settings().weekday_set == {6}
     tuesday = night_id(app, "2022-12-20")
     htmx_client.post(f"/pizzeria/nights/{tuesday}", data={"date": "2022-12-20",
-                     "reservations": "20", "doughs": "72", "excluded": "y"})
+                     "reservations": "20", "doughs": "72", "excluded": "y",
+                     "version": "1"})
     summary = htmx_client.get("/pizzeria/nights/summary").data
     assert b'<strong class="used-count">5</strong>' in summary
     assert b"1 out: excluded by hand" in summary and b"1 out: Sundays are left out" in summary

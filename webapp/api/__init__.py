@@ -16,4 +16,4 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
 # Hooks, error handlers and routes attach themselves to bp.
-from webapp.api import auth, errors, gifts, views  # noqa: E402,F401
+from webapp.api import auth, errors, gifts, openapi, views  # noqa: E402,F401

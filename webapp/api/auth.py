@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import abort, g, request
+from flask import abort, current_app, g, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
@@ -14,13 +14,22 @@ from webapp.auth.models import User
 from webapp.auth.roles import role_allows
 
 
+def public(view):
+    """Mark an API view as open without a token (only for views that reveal no data)."""
+    view.api_public = True
+    return view
+
+
 @bp.before_request
 def authenticate_bearer_token() -> None:
     """Every API request needs a live token: its user becomes ``g.api_user``; otherwise 401.
 
     The session is deliberately not consulted (see ``webapp.api``): a logged-in browser without
-    a token gets 401 too, which keeps the API free of CSRF.
+    a token gets 401 too, which keeps the API free of CSRF. Views marked :func:`public` skip it.
     """
+    view = current_app.view_functions.get(request.endpoint)
+    if getattr(view, "api_public", False):
+        return
     credentials = request.authorization
     raw = credentials.token if credentials is not None and credentials.type == "bearer" else None
     user = tokens.authenticate(raw) if raw else None

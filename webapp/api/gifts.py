@@ -23,8 +23,11 @@ BUDGET_LIMIT = 100000
 
 
 def is_number(value) -> bool:
-    """A JSON number that is finite (not a boolean, a string or NaN)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A JSON number that is finite (not a boolean, a string, NaN or infinity)."""
+    if isinstance(value, bool):
+        return False
+    # Python ints are exact at any size; math.isfinite would raise OverflowError on 10**400.
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 class BudgetField(Field):
@@ -38,10 +41,11 @@ class BudgetField(Field):
         value = valuelist[0]
         if not isinstance(value, dict) or not all(is_number(value.get(k)) for k in ("min", "max")):
             raise ValueError('Must be an object with numbers, like {"min": 40, "max": 80}.')
-        low, high = float(value["min"]), float(value["max"])
+        # Compare before converting: float() of an integer beyond 1e308 raises OverflowError.
+        low, high = value["min"], value["max"]
         if not 0 <= low <= high or high <= 0 or high > BUDGET_LIMIT:
             raise ValueError(f"Needs 0 <= min <= max, max above 0 and at most {BUDGET_LIMIT}.")
-        self.data = (low, high)
+        self.data = (float(low), float(high))
 
 
 class WordListField(Field):

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -249,8 +250,13 @@ class Rule(db.Model):
     created_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: Optimistic locking: every ORM UPDATE checks and bumps it, so two staff editing the same
+    #: rule cannot silently overwrite each other (the second save raises StaleDataError).
+    version: Mapped[int] = mapped_column(server_default=text("1"))
 
     labels: Mapped[list[Label]] = relationship(secondary=rule_label, lazy="selectin")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class ImportProfile(db.Model):

@@ -14,6 +14,7 @@ import re
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from sqlalchemy.orm.exc import StaleDataError
 from wtforms import (
     BooleanField,
     FieldList,
@@ -30,6 +31,7 @@ from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, Numbe
 
 from ml import labels as engine
 from webapp import jobs
+from webapp.auth.models import utcnow
 from webapp.extensions import db
 from webapp.gifts import bp, rules
 from webapp.gifts.models import Rule
@@ -247,15 +249,26 @@ def render_row(row: Rule, status: int = 200):
 
 
 def save(form: RuleForm, row: Rule):
-    """Validate the builder and save ``row``; the saved rule, or None with errors on ``form``."""
+    """Validate the builder and save ``row``; the saved rule, or None with errors on ``form``.
+
+    Raises StaleDataError when someone else saved ``row`` since it was read (optimistic lock).
+    """
     if not form.validate_on_submit():
         return None
     condition, rows = condition_from_form(form)
+    if row.id is not None:
+        # Always an UPDATE of the rule's row, so a change of its labels alone (another table)
+        # is checked against, and bumps, the version too.
+        row.updated_at = utcnow()
     try:
-        return rules.save_rule(row, form.name.data, form.priority.data, condition,
-                               form.labels.data or [], form.enabled.data,
-                               current_user.username)
+        # One flush, at the commit: an autoflush by save_rule's queries would UPDATE (and bump
+        # the version) twice.
+        with db.session.no_autoflush:
+            return rules.save_rule(row, form.name.data, form.priority.data, condition,
+                                   form.labels.data or [], form.enabled.data,
+                                   current_user.username)
     except rules.DuplicateRuleName as error:
+        db.session.rollback()  # drop the pending updated_at: the 422 shows the stored version
         form.name.errors = [*form.name.errors, str(error)]
     except engine.RuleError as error:
         db.session.rollback()
@@ -307,14 +320,40 @@ def rule_edit(rule_id: int):
     return render_form(200, form=form, editing=row, **preview_of(form))
 
 
+def posted_version() -> int | None:
+    """The version the builder was loaded with, or None when missing or not a number."""
+    return request.form.get("version", type=int)
+
+
+def render_conflict(row: Rule, form: RuleForm):
+    """409: someone saved this rule meanwhile. The builder keeps what was typed here (nothing
+    is lost) beside their version, and now carries their version number, so Save overwrites
+    knowingly; Reload takes theirs."""
+    theirs = {"name": row.name, "priority": row.priority, "enabled": row.enabled,
+              "described": describe(row),
+              "labels": [f"{label.group.name}: {label.name}" for label in row.labels]}
+    return render_form(409, form=form, editing=row, theirs=theirs, **preview_of(form))
+
+
 @bp.route("/rules/<int:rule_id>", methods=["POST"])
 def rule_update(rule_id: int):
-    """Save a changed rule (422 with the errors in place)."""
+    """Save a changed rule (422 with the errors in place, 409 if someone saved it meanwhile).
+
+    Optimistic locking: the builder carries the version it was loaded with. A missing or garbled
+    version cannot prove the editor saw the latest rule, so it is treated as a conflict.
+    """
     row = rule_or_404(rule_id)
     form = rule_form()
     if request.form.get("action") == "preview":
         return render_form(200, form=form, editing=row, **preview_of(form))
-    saved = save(form, row)
+    if posted_version() != row.version:
+        return render_conflict(row, form)
+    try:
+        saved = save(form, row)
+    except StaleDataError:
+        # Saved by someone else between our read and our UPDATE: version_id_col caught it.
+        db.session.rollback()
+        return render_conflict(rule_or_404(rule_id), form)
     if saved is None:
         return render_form(422, form=form, editing=row)
     if not wants_fragment():

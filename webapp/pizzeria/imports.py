@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from webapp import jobs
@@ -685,13 +685,18 @@ def apply_plan(plan: ImportPlan, overwrite: bool) -> ApplyResult:
         if values:
             changes.append(values)
             ids.append(change.night_id)
-    # A bulk UPDATE by primary key needs the same columns in every row: group rows by them.
+    # A bulk UPDATE needs the same columns in every row: group rows by them. Core, not the ORM's
+    # bulk UPDATE by primary key, which would demand each row's loaded version (version_id_col);
+    # bumping the version tells an inline editor who loaded the night before that it changed.
+    table = Night.__table__
+    statement = (update(table).where(table.c.id == bindparam("night_id"))
+                 .values(version=table.c.version + 1))
     groups: dict[tuple[str, ...], list[dict]] = {}
     for night_id, values in zip(ids, changes, strict=True):
         groups.setdefault(tuple(sorted(values)), []).append(
-            {"id": night_id, **values, "updated_at": now})
+            {"night_id": night_id, **values, "updated_at": now})
     for group in groups.values():
-        db.session.execute(update(Night), group)
+        db.session.execute(statement, group)
     return ApplyResult(
         inserted=len(plan.new), filled=len(plan.updates),
         overwritten=len(plan.conflicts) if overwrite else 0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import String, false, func, select
+from sqlalchemy import String, false, func, select, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.auth.models import utcnow
@@ -27,6 +27,11 @@ class Night(db.Model):
     #: Staff can leave out a single odd night (a private party, a power cut) from training.
     excluded: Mapped[bool] = mapped_column(default=False, server_default=false())
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: Optimistic locking: every ORM UPDATE checks and bumps it, so two staff editing the same
+    #: night cannot silently overwrite each other (the second save raises StaleDataError).
+    version: Mapped[int] = mapped_column(server_default=text("1"))
+
+    __mapper_args__ = {"version_id_col": version}
 
     def __repr__(self) -> str:
         return f"<Night {self.date} res={self.reservations} doughs={self.doughs}>"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app, flash, redirect, request, url_for
+from sqlalchemy.orm.exc import StaleDataError
 from wtforms.fields.choices import SelectChoice
 
 from webapp.extensions import db
@@ -107,16 +108,44 @@ def night_edit(night_id: int):
                       edit_form=NightForm(obj=night, formdata=None))
 
 
+def posted_version() -> int | None:
+    """The version the edit form was loaded with, or None when missing or not a number."""
+    return request.form.get("version", type=int)
+
+
+def render_conflict(night: Night, form: NightForm):
+    """409: someone saved this night meanwhile; show their values beside the ones typed here.
+
+    The row stays in edit mode with the typed values in the inputs (nothing is lost) and the
+    current version in the hidden field, so Save now deliberately overwrites what they saw.
+    """
+    differs = {name for name in service.NIGHT_FIELDS
+               if form[name].errors or form[name].data != getattr(night, name)}
+    return render_row(night, "night_edit_row", status=409, editing_id=night.id,
+                      edit_form=form, conflict=True, differs=differs)
+
+
 @bp.route("/nights/<int:night_id>", methods=["POST"])
 def night_update(night_id: int):
-    """Save an edited row; errors come back in the row with 422."""
+    """Save an edited row; errors come back in the row with 422, edit conflicts with 409.
+
+    Optimistic locking: the form carries the version it was loaded with. A missing or garbled
+    version cannot prove the editor saw the latest values, so it is treated as a conflict.
+    """
     night = db.get_or_404(Night, night_id)
     form = NightForm()
-    if form.validate_on_submit():
+    valid = form.validate_on_submit()
+    if posted_version() != night.version:
+        return render_conflict(night, form)
+    if valid:
         try:
             service.save_night(night, form.data)
         except service.DuplicateDate as error:
             form.date.errors.append(str(error))
+        except StaleDataError:
+            # Saved by someone else between our read and our UPDATE: version_id_col caught it.
+            db.session.rollback()
+            return render_conflict(db.get_or_404(Night, night_id), form)
         else:
             if not wants_fragment():
                 return redirect(url_for("pizzeria.nights"), code=303)
