@@ -7,6 +7,7 @@
     .venv/bin/python -m bench import     # 100k-row import, 100k-item streamed export
     .venv/bin/python -m bench queue      # the labelling queue at 100k items
     .venv/bin/python -m bench hotswap    # 20 retrain + activate cycles under load
+    .venv/bin/python -m bench soak       # 64 clients, 60 s, retrains: never part of `all`
     ... [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
 
 Every group builds what it needs (throwaway databases, gunicorn servers, child processes),
@@ -43,6 +44,9 @@ GROUPS = {
     "queue": ["bench.gifts_queue"],
     "hotswap": ["bench.hotswap"],
 }
+#: Groups run only by name, never by ``all``, with their own options (``bench soak --help``):
+#: a pass/fail check of the app under load, not a figure for the suite's table.
+STANDALONE = {"soak": "bench.soak"}
 
 
 def run_module(name: str, database_url: str | None) -> tuple[list[Goal], float]:
@@ -67,6 +71,9 @@ def table(goals: list[Goal]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen groups, print the table, write the JSON; exit 1 if a goal is not met."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in STANDALONE:
+        return importlib.import_module(STANDALONE[argv[0]]).main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("group", choices=["all", *GROUPS])
     parser.add_argument("--database-url", default=None,

@@ -12,6 +12,7 @@ from pathlib import Path
 from flask import Flask
 
 from webapp import config as config_module
+from webapp.security import trust_proxy_headers
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +30,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_blueprints(app)
     register_hooks(app)
     register_cli(app)
+    trust_proxy_headers(app)  # last: the outermost WSGI layer, so all within see the client
     return app
 
 
@@ -127,6 +129,7 @@ def register_hooks(app: Flask) -> None:
 def register_cli(app: Flask) -> None:
     """``flask users``, ``flask demo``, ``flask models``, ``flask jobs``; model kinds and tasks."""
     from webapp.auth.cli import users_cli
+    from webapp.backup import backup_command, restore_command
     from webapp.demo import demo_cli
     from webapp.gifts.cli import gifts_cli
     from webapp.gifts.tasks import register_gifts_tasks
@@ -143,5 +146,5 @@ def register_cli(app: Flask) -> None:
     register_task("pizzeria-import", import_task)
     register_gifts_tasks()
     for group in (users_cli, demo_cli, models_cli, jobs_cli, pizzeria_cli, tavern_cli,
-                  gifts_cli):
+                  gifts_cli, backup_command, restore_command):
         app.cli.add_command(group)

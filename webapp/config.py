@@ -29,11 +29,18 @@ ENV_KEYS = {
     # Files every process must see (web workers and job workers, on any host): see docs/deploy.md.
     "GIFTS_IMPORT_FOLDER": "GIFTS_IMPORT_FOLDER",
     "COVER_FOLDER": "COVER_FOLDER",
+    # Behind a reverse proxy: how many proxies set each X-Forwarded-* header (see security.py).
+    "PROXY_FIX_X_FOR": "PROXY_FIX_X_FOR",
+    "PROXY_FIX_X_PROTO": "PROXY_FIX_X_PROTO",
+    "PROXY_FIX_X_HOST": "PROXY_FIX_X_HOST",
 }
 
 #: Settings read from the environment as numbers.
 FLOAT_KEYS = frozenset({"PROMOTION_MARGIN", "JOB_STALE_SECONDS", "MODEL_CHECK_SECONDS",
                         "GIFTS_CATALOGUE_SECONDS"})
+
+#: Settings read from the environment as whole numbers of at least 0.
+COUNT_KEYS = frozenset({"PROXY_FIX_X_FOR", "PROXY_FIX_X_PROTO", "PROXY_FIX_X_HOST"})
 
 JOBS_BACKENDS = ("thread", "rq")
 
@@ -77,6 +84,11 @@ def defaults(instance_path: str) -> dict:
         "MODEL_CHECK_SECONDS": 1.0,
         # How long each worker reuses the gift candidates (items, labels, history) it built.
         "GIFTS_CATALOGUE_SECONDS": 5.0,
+        # Trusted X-Forwarded-For / -Proto / -Host hops; 0 ignores the header, which is right
+        # unless a proxy you run sets it (anyone else could forge it to dodge the login throttle).
+        "PROXY_FIX_X_FOR": 0,
+        "PROXY_FIX_X_PROTO": 0,
+        "PROXY_FIX_X_HOST": 0,
     }
 
 
@@ -89,9 +101,22 @@ def from_environment(environ: dict | None = None) -> dict:
             found[key] = float(found[key])
         except ValueError as error:
             raise ConfigError(f"{key} must be a number, not {found[key]!r}.") from error
+    for key in COUNT_KEYS & found.keys():
+        found[key] = parse_count(key, found[key])
     if "SQLALCHEMY_DATABASE_URI" in found:
         found["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(found["SQLALCHEMY_DATABASE_URI"])
     return found
+
+
+def parse_count(key: str, text: str) -> int:
+    """A whole number of at least 0 (e.g. a count of proxies), or a ConfigError naming ``key``."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise ConfigError(f"{key} must be a whole number of at least 0, not {text!r}.")
+    return count
 
 
 def normalise_database_url(url: str) -> str:
@@ -135,3 +160,6 @@ def validate(config: dict) -> None:
             f"JOBS_BACKEND must be one of {', '.join(JOBS_BACKENDS)}, "
             f"not {config['JOBS_BACKEND']!r}."
         )
+    for key in sorted(COUNT_KEYS):
+        if type(config[key]) is not int or config[key] < 0:  # bool is not a count either
+            raise ConfigError(f"{key} must be a whole number of at least 0, not {config[key]!r}.")

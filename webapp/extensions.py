@@ -28,7 +28,25 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+#: The largest id a row can have (a 64-bit integer column). A larger number from a URL or a form
+#: matches nothing, and SQLite refuses to even bind it (OverflowError: a 500), so it is refused.
+MAX_ID = 2**63 - 1
+#: The largest page number a URL may ask for: far past any real list, while its OFFSET still fits
+#: the 64-bit integers databases count rows with (``?page=`` with 20 digits was a 500).
+MAX_PAGE = 10**9
+
+
+class Database(SQLAlchemy):
+    """Flask-SQLAlchemy, with the page number a URL asks for capped at ``MAX_PAGE``."""
+
+    def paginate(self, select, *, page: int | None = None, **kwargs):
+        """Flask-SQLAlchemy's ``paginate``; a page past ``MAX_PAGE`` is ``MAX_PAGE`` (empty)."""
+        if page is not None:
+            page = min(page, MAX_PAGE)
+        return super().paginate(select, page=page, **kwargs)
+
+
+db = Database(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()

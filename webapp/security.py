@@ -1,4 +1,5 @@
-"""Security headers on every response: a Content Security Policy and the browser switches.
+"""Security headers on every response (a Content Security Policy and the browser switches), and
+the X-Forwarded-* headers of a reverse proxy, trusted only when configured.
 
 A 20-line ``after_request`` hook rather than Flask-Talisman: Curate needs no nonces, no
 per-view policy API and no HTTPS redirect (TLS ends at the proxy, see docs/deploy.md),
@@ -8,11 +9,12 @@ view that sends its own, stricter policy keeps it (e.g. ``tavern.cover``'s sandb
 What the policy allows, and why:
 
 - ``script-src 'self'``: htmx, app.js and queue.js are served from /static; there are no
-  inline scripts and no ``on*=`` attributes. ``'unsafe-eval'`` is there only because htmx
-  compiles ``hx-trigger`` filters such as ``keyup[key=='Escape']`` with ``Function()``;
-  without it those filters fail and, e.g., every key press would cancel a row edit.
-  tests/web/test_security_headers.py fails once no template uses one, so that it is dropped
-  (together with ``"allowEval": false`` in the htmx-config meta).
+  inline scripts and no ``on*=`` attributes, and nothing is evaluated from strings: no
+  ``'unsafe-eval'``. htmx would compile ``hx-trigger`` filters such as
+  ``keyup[key=='Escape']`` with ``Function()``, so templates use none: app.js sends plain
+  events instead (``curate:escape``, ``curate:row-click``), forms filter with htmx's
+  ``target:`` modifier, and ``"allowEval": false`` in base.html's htmx-config makes a filter
+  left over fail loudly. tests/web/test_security_headers.py checks every template for them.
 - ``style-src 'self'`` with ``style-src-attr 'unsafe-inline'``: stylesheets are files, but a
   few ``style="width: …%"`` attributes draw progress and score bars. No ``<style>`` element
   may be injected (CSS selectors could read attribute values such as the CSRF token).
@@ -22,9 +24,10 @@ What the policy allows, and why:
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import Flask, current_app
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-SCRIPT_SRC = "'self' 'unsafe-eval'"
+SCRIPT_SRC = "'self'"
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -61,3 +64,22 @@ def add_security_headers(response):
     for name, value in security_headers(production).items():
         response.headers.setdefault(name, value)
     return response
+
+
+#: ProxyFix's arguments, each set by a config key: x_for by PROXY_FIX_X_FOR, and so on.
+PROXY_HEADERS = ("for", "proto", "host")
+
+
+def trust_proxy_headers(app: Flask) -> None:
+    """Behind a reverse proxy, take the client's address, scheme and host from X-Forwarded-*.
+
+    Each ``PROXY_FIX_X_*`` setting counts the proxies that append to that header; werkzeug's
+    ProxyFix trusts that many values from the right, so whatever a client forged in front of
+    them is ignored. Then the login throttle (keyed on ``request.remote_addr``) and the audit
+    log see the real client, and ``url_for(_external=True)`` and ``request.is_secure`` see
+    https. At 0, the default, the header is ignored: with no proxy of yours setting it, anyone
+    could send one to dodge the throttle.
+    """
+    counts = {f"x_{name}": app.config[f"PROXY_FIX_X_{name.upper()}"] for name in PROXY_HEADERS}
+    if any(counts.values()):
+        app.wsgi_app = ProxyFix(app.wsgi_app, **counts)

@@ -285,19 +285,25 @@ def browser():
         browser.close()
 
 
+# What chromium says when the policy refuses something, and what htmx says when it would have
+# evaluated a string (a trigger filter or a js: value) but allowEval is false.
+REFUSALS = ("Content Security Policy", "htmx:evalDisallowedError")
+
+
 @pytest.fixture
 def page(browser, live_server):
     """A fresh browser context (no cookies) per test, with base URL and a sane timeout.
 
     Every journey doubles as a Content Security Policy check: the test fails at teardown if
-    the browser reported anything the policy refused.
+    the browser reported anything the policy refused, or htmx refused to evaluate a string.
     """
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
     context.set_default_timeout(10_000)
     page = context.new_page()
     refused = []
     page.on("console", lambda message: refused.append(message.text)
-            if message.type == "error" and "Content Security Policy" in message.text else None)
+            if message.type == "error" and any(sign in message.text for sign in REFUSALS)
+            else None)
     yield page
     context.close()
     assert not refused, f"the Content Security Policy refused: {sorted(set(refused))}"

@@ -57,6 +57,7 @@ def test_staff_builds_a_gift_from_a_brief(page, live_app, screenshot_dir):
     bundle.get_by_label("Gift name").fill("Acme welcome box")
     bundle.get_by_role("button", name="Save as gift").click()
     expect(page.get_by_role("heading", name="Acme welcome box")).to_be_visible()
+    page.evaluate("window.__sameDocument = true")  # the gift's page: edits stay on it
 
     total = page.locator(".gift-total strong")
     before = float(total.get_attribute("data-total"))
@@ -73,11 +74,16 @@ def test_staff_builds_a_gift_from_a_brief(page, live_app, screenshot_dir):
     added = add.get_attribute("aria-label").removeprefix("Add ")
     add.click()
     expect(page.locator("#gift-lines")).to_contain_text(added)
+    expect(page.locator(".gift-total")).not_to_contain_text("for 7")
     page.get_by_label("Budget per recipient (max)").fill("10")
+    page.get_by_label("Recipients", exact=True).fill("7")
     page.locator("#gift-details").get_by_role("button", name="Save").click()
     expect(page.locator("#gift-details")).to_contain_text("Saved.")
-    page.reload()
+    # No reload: the lines refresh themselves after the save (the gift-changed event).
     expect(page.locator(".over-budget")).to_contain_text("Over budget by")
+    expect(page.locator(".over-budget")).to_contain_text("(max 10.00)")
+    expect(page.locator(".gift-total")).to_contain_text("for 7")
+    assert page.evaluate("window.__sameDocument") is True
     page.screenshot(path=str(screenshot_dir / "gifts-gift-editor.png"), full_page=True)
 
     page.locator("#gift-lines").get_by_role("button", name=f"Remove {added}").click()

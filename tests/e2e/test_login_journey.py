@@ -11,7 +11,7 @@ from tests.e2e.conftest import log_in
 
 # The navigation each role must see, in order (sections appear as their features land).
 EXPECTED_NAV = {
-    "admin": ["Home", "Pizzeria", "Tavern", "Gifts", "Models", "Users"],
+    "admin": ["Home", "Pizzeria", "Tavern", "Gifts", "Models", "Users", "Audit"],
     "staff": ["Home", "Pizzeria", "Tavern", "Gifts"],
     "host": ["Home", "Pizzeria", "Tavern"],
 }

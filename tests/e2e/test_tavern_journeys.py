@@ -1,10 +1,13 @@
-"""Tavern journeys: ticking styles updates the top 5 live; the host records a pick."""
+"""Tavern journeys: ticking styles (with the mouse, or the keyboard alone) updates the top 5
+live; the host records a suggested pick, or a game that was not suggested."""
 
 from __future__ import annotations
 
 from playwright.sync_api import expect
+from sqlalchemy import select
 
 from tests.e2e.conftest import log_in
+from webapp.extensions import db
 
 
 def test_host_ticks_styles_and_records_a_pick(page, live_app, screenshot_dir):
@@ -32,3 +35,81 @@ def test_host_ticks_styles_and_records_a_pick(page, live_app, screenshot_dir):
     expect(page.locator("#picks li").first).to_contain_text("premium · Adventure, Sport")
     assert page.evaluate("window.__sameDocument") is True
     assert first_before  # the first list really rendered before the second tick
+
+
+def load_tavern_demo(live_app) -> None:
+    """The reference catalogue, its synthetic picks and a games model (not the whole demo)."""
+    from webapp.demo import train_if_untrained
+    from webapp.demo.tavern import load_demo_picks
+    from webapp.tavern.demo import load_demo_games
+
+    with live_app.app_context():
+        load_demo_games()
+        load_demo_picks()
+        train_if_untrained("games")
+        db.session.remove()
+
+
+def focused(page) -> dict:
+    """The focused element's type and value."""
+    return page.evaluate("({type: document.activeElement.type, name: document.activeElement.name,"
+                         " value: document.activeElement.value})")
+
+
+def tab_to_first(page, name: str, limit: int = 60) -> dict:
+    """Press Tab until an input called ``name`` has the focus; its type and value."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        now = focused(page)
+        if now["name"] == name:
+            return now
+    raise AssertionError(f"Tab never reached an input called {name!r}")
+
+
+def test_host_ticks_styles_with_the_keyboard_only(page, live_app):
+    load_tavern_demo(live_app)
+    log_in(page, "host")
+    page.goto("/tavern/")
+    page.evaluate("window.__sameDocument = true")
+    suggestions = page.locator("#suggestions")
+    first = tab_to_first(page, "gameplay")
+    assert first["type"] == "checkbox"
+    page.keyboard.press("Space")
+    expect(suggestions).to_contain_text(f"for a standard budget · {first['value']}")
+    page.keyboard.press("Tab")
+    second = focused(page)
+    assert second["name"] == "gameplay" and second["value"] != first["value"]
+    page.keyboard.press("Space")
+    expect(suggestions).to_contain_text(
+        f"for a standard budget · {first['value']}, {second['value']}")
+    expect(suggestions.locator(".suggestion")).to_have_count(5)
+    assert focused(page) == second  # the list changed beside the box, the focus stayed
+    page.keyboard.press("Space")  # and unticking works the same way
+    expect(suggestions.locator("h2")).to_have_text(f"Top 5 for a standard budget · {first['value']}")
+    assert page.get_by_label(first["value"], exact=True).is_checked()
+    assert page.evaluate("window.__sameDocument") is True
+
+
+def test_host_records_a_game_that_was_not_suggested(page, live_app):
+    from webapp.tavern.models import GamePick
+
+    load_tavern_demo(live_app)
+    log_in(page, "host")
+    page.goto("/tavern/")
+    page.get_by_label("Cheap").check()
+    page.get_by_label("Puzzle", exact=True).check()
+    suggestions = page.locator("#suggestions")
+    expect(suggestions).to_contain_text("for a cheap budget · Puzzle")
+    shown = suggestions.locator(".suggestion").evaluate_all(
+        "items => items.map(item => item.dataset.game)")
+    assert len(shown) == 5 and "Elden Ring" not in shown
+    page.get_by_label("They picked something else").select_option(label="Elden Ring")
+    page.locator("#picks").get_by_role("button", name="Record").click()
+    expect(page.locator("#picks")).to_contain_text("Recorded: they picked Elden Ring.")
+    expect(page.locator("#picks li").first).to_contain_text("Elden Ring cheap · Puzzle")
+    with live_app.app_context():
+        pick = db.session.scalar(select(GamePick).where(GamePick.synthetic.is_(False)))
+        assert (pick.game_name, pick.budget, pick.gameplay, pick.suggested, pick.created_by) == (
+            "Elden Ring", "cheap", ["Puzzle"], shown, "host")
+        assert pick.model_version
+        db.session.remove()

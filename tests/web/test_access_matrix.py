@@ -2,7 +2,8 @@
 
 Every endpoint must be listed in ``ACCESS`` with the roles that may use it; the test fails for
 an unlisted endpoint. "public" means no login is needed; ``Token(roles)`` marks a JSON API
-endpoint, reached with a bearer token (never the session) whose user has one of ``roles``.
+endpoint, reached with a bearer token (never the session) whose *effective* role (the lower of
+the token's role and its user's) is one of ``roles``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ ACCESS = {
     "admin.users": ("admin",),
     "admin.users_create": ("admin",),
     "admin.users_toggle_active": ("admin",),
+    "admin.users_role": ("admin",),
+    "admin.users_password": ("admin",),
+    "admin.tokens_list": ("admin",),
+    "admin.tokens_create": ("admin",),
+    "admin.tokens_revoke": ("admin",),
+    "admin.audit_log": ("admin",),
     "admin.models": ("admin",),
     "admin.model_card": ("admin",),
     "admin.retrain": ("admin",),
@@ -155,7 +162,7 @@ SAMPLE_ARGS = {"user_id": 999999, "filename": "app.css", "kind": "dough", "versi
                "import_id": "0" * 32, "name": "0" * 32 + ".png", "item_id": 999999,
                "rule_id": 999999, "group_id": 999999, "label_id": 999999, "profile_id": 999999,
                "decision_id": 999999, "client_id": 999999, "gift_id": 999999,
-               "line_id": 999999}
+               "line_id": 999999, "token_id": 999999}
 
 
 def all_rules(app):
@@ -200,14 +207,15 @@ def assert_api_unauthorized(response, rule, method):
     assert response.is_json and response.headers["WWW-Authenticate"] == "Bearer", (rule, method)
 
 
-def bearer_token(app, auth, role: str) -> str:
-    """A new API token of the test user with ``role``."""
+def bearer_token(app, auth, role: str, token_role: str | None = None) -> str:
+    """A new API token of the test user with ``role``, scoped to ``token_role`` (default: the
+    user's role)."""
     from webapp.auth import tokens
     from webapp.auth.service import find_user
 
     username = auth.ensure_user(role)
     with app.app_context():
-        return tokens.create_token(find_user(username), "access matrix")
+        return tokens.create_token(find_user(username), "access matrix", token_role)
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -245,3 +253,53 @@ def test_forbidden_fragment_is_retargeted_to_the_flash_region(client, htmx_clien
     assert b"<html" not in response.data
     assert b'id="flash"' in response.data
     assert response.headers["HX-Retarget"] == "#flash"
+
+
+def test_the_roles_form_a_ladder(app):
+    """Staff may open every page a host may: so "the lower of two roles" (a token's effective
+    role) is well defined, and a token scoped down never gains a right its scope lacks."""
+    for endpoint, allowed in ACCESS.items():
+        roles = allowed.roles if isinstance(allowed, Token) else allowed
+        if roles != "public" and "host" in roles:
+            assert "staff" in roles, endpoint
+
+
+#: (user's role, token's role) for every token a user may be issued.
+SCOPED = [(user, token) for user in ROLES for token in ROLES
+          if ROLES.index(token) >= ROLES.index(user)]  # ROLES runs from admin down
+
+
+@pytest.mark.parametrize("user_role, token_role", SCOPED)
+def test_every_api_endpoint_checks_the_tokens_effective_role(app, client, auth, user_role,
+                                                             token_role):
+    """Each API endpoint × each scoped token: 403 exactly where the token's role is not allowed,
+    whatever its user may do (a host-scoped token of an admin is a host)."""
+    token = bearer_token(app, auth, user_role, token_role)
+    checked = 0
+    for rule, method in all_rules(app):
+        allowed = ACCESS[rule.endpoint]
+        if not isinstance(allowed, Token):
+            continue
+        response = client.open(url_for_rule(app, rule), method=method, json={},
+                               headers={"Authorization": f"Bearer {token}"})
+        checked += 1
+        if token_role in allowed.roles or token_role == "admin":
+            assert response.status_code != 403, (user_role, token_role, rule)
+        else:
+            assert response.status_code == 403, (user_role, token_role, rule)
+            assert response.is_json and response.get_json()["error"]["message"]
+    assert checked >= 3
+
+
+@pytest.mark.parametrize("token_role", ["staff", "host"])
+def test_a_demoted_users_tokens_are_demoted_too(app, client, auth, token_role):
+    """An admin's token keeps its scope when the admin is demoted to host: it is a host now."""
+    from webapp.auth.service import find_user, set_role
+
+    token = bearer_token(app, auth, "admin", token_role)
+    auth.ensure_user("admin", "another-admin")  # the last admin cannot be demoted
+    with app.app_context():
+        set_role(find_user("test-admin"), "host")
+    response = client.post("/api/v1/gifts/proposals", json={},
+                           headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403

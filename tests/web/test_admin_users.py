@@ -69,3 +69,106 @@ def test_cannot_deactivate_yourself(app, client, auth):
 def test_missing_user_is_404(client, auth):
     auth.login("admin")
     assert client.post("/admin/users/424242/active").status_code == 404
+
+
+def user_id(app, username: str) -> int:
+    with app.app_context():
+        return find_user(username).id
+
+
+def test_change_a_role(app, htmx_client, auth):
+    auth.ensure_user("staff")
+    auth.login("admin")
+    response = htmx_client.post(f"/admin/users/{user_id(app, 'test-staff')}/role",
+                                data={"role": "host"})
+    assert response.status_code == 200
+    assert b"<html" not in response.data and b'id="user-table"' in response.data
+    assert b"test-staff is now host." in response.data
+    with app.app_context():
+        assert find_user("test-staff").role == "host"
+
+
+def test_a_demoted_users_session_loses_the_rights_at_once(app, client, auth):
+    from webapp.auth.service import set_role
+
+    auth.login("staff")
+    assert client.get("/gifts/queue").status_code == 200
+    auth.ensure_user("admin")
+    with app.app_context():
+        set_role(find_user("test-staff"), "host")
+    assert client.get("/gifts/queue").status_code == 403
+
+
+def test_role_change_refuses_bad_input_and_your_own_account(app, htmx_client, auth):
+    auth.ensure_user("staff")
+    auth.login("admin")
+    staff_id = user_id(app, "test-staff")
+    response = htmx_client.post(f"/admin/users/{staff_id}/role", data={"role": "owner"})
+    assert response.status_code == 422 and b"Choose a role" in response.data
+    response = htmx_client.post(f"/admin/users/{user_id(app, 'test-admin')}/role",
+                                data={"role": "host"})
+    assert response.status_code == 422
+    assert b"cannot change the role of your own account" in response.data
+    assert htmx_client.post("/admin/users/424242/role", data={"role": "host"}).status_code == 404
+    with app.app_context():
+        assert find_user("test-staff").role == "staff"
+        assert find_user("test-admin").role == "admin"
+
+
+def test_the_last_active_admin_can_be_neither_demoted_nor_deactivated(app, runner):
+    with app.app_context():
+        from tests.support import make_user
+        from webapp.auth.service import AccountError, set_active, set_role
+
+        root = make_user("root", "admin")
+        for change in (lambda: set_role(root, "staff"), lambda: set_active(root, False)):
+            try:
+                change()
+            except AccountError as error:
+                assert "last active admin" in str(error)
+            else:
+                raise AssertionError("the last admin was changed")
+    result = runner.invoke(args=["users", "set-role", "root", "host"])
+    assert result.exit_code == 1 and "last active admin" in result.output
+    with app.app_context():
+        make_user("second", "admin")
+    assert runner.invoke(args=["users", "set-role", "root", "host"]).exit_code == 0
+    with app.app_context():
+        assert find_user("root").role == "host"
+
+
+def test_reset_a_password_shows_the_new_one_once(app, client, htmx_client, auth):
+    from tests.support import TEST_PASSWORD
+
+    auth.ensure_user("staff")
+    auth.login("admin")
+    response = htmx_client.post(f"/admin/users/{user_id(app, 'test-staff')}/password")
+    assert response.status_code == 200 and b'id="user-table"' in response.data
+    assert response.headers["Cache-Control"] == "no-store"
+    text = response.get_data(as_text=True)
+    new = text.split('<code class="secret">', 1)[1].split("</code>", 1)[0]
+    assert "New password for <strong>test-staff</strong>" in text and len(new) >= 16
+    with app.app_context():
+        user = find_user("test-staff")
+        assert user.check_password(new) and not user.check_password(TEST_PASSWORD)
+    assert new not in client.get("/admin/users").get_data(as_text=True)
+    response = htmx_client.post(f"/admin/users/{user_id(app, 'test-admin')}/password")
+    assert response.status_code == 422
+
+
+def test_reset_password_command(app, runner):
+    with app.app_context():
+        from tests.support import make_user
+
+        make_user("alice", "host")
+    result = runner.invoke(args=["users", "reset-password", "alice"])
+    assert result.exit_code == 0, result.output
+    new = result.output.rsplit(": ", 1)[1].strip()
+    with app.app_context():
+        assert find_user("alice").check_password(new)
+    assert runner.invoke(args=["users", "reset-password", "nobody"]).exit_code == 1
+
+
+def test_the_users_page_links_to_the_tokens(client, auth):
+    auth.login("admin")
+    assert b'href="/admin/users/tokens"' in client.get("/admin/users").data

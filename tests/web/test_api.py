@@ -263,6 +263,7 @@ def test_role_check_answers_403_json_for_a_role_without_access(app):
     with app.test_request_context(URL):
         for role, allowed in (("host", False), ("staff", True), ("admin", True)):
             g.api_user = make_user(f"api-{role}", role)
+            g.api_role = role  # the effective role: the token's, capped by its user's
             if allowed:
                 assert staff_only() == "ok"
             else:

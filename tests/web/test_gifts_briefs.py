@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import Decimal
 
@@ -401,3 +402,75 @@ def test_the_live_block_reads_little_and_records_its_feedback_once(app, htmx_cli
     assert "gifts_client" not in statements and len(statements) == 3  # no bundle to save
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(ProposalEvent)) == before + 2
+
+
+def test_saving_the_budget_refreshes_the_total_and_the_warning(app, client, auth, catalogue):
+    """Saving the details answers with the details block only: the lines block listens for its
+    gift-changed event and fetches itself again, so the total and the warning follow."""
+    auth.login("staff")
+    with app.app_context():
+        acme = db.session.scalar(select(Client).where(Client.name == "Acme Labs"))
+        mug = db.session.scalar(select(Item).where(Item.name == "Mug 2"))
+        gift = Gift(client_id=acme.id, name="Box", recipients=2)
+        gift.lines.append(GiftLine(item_id=mug.id, item_name=mug.name,
+                                   unit_price=mug.unit_price, quantity=1, position=0))
+        db.session.add(gift)
+        db.session.commit()
+        gift_url, price = f"/gifts/gifts/{gift.id}", mug.unit_price
+    htmx = {"HX-Request": "true"}
+    page = client.get(gift_url).get_data(as_text=True)
+    lines_tag = re.search(r'<section id="gift-lines"[^>]*>', page).group(0)
+    assert 'hx-trigger="gift-changed from:body"' in lines_tag
+    assert f'hx-get="{gift_url}"' in lines_tag and 'hx-swap="outerHTML"' in lines_tag
+    assert "Over budget" not in page
+
+    saved = client.post(gift_url, headers=htmx, data={
+        "name": "Box", "status": "draft", "recipients": "4", "budget_max": "1.00"})
+    assert saved.status_code == 200 and "gift-changed" in saved.headers["HX-Trigger"]
+    assert b'id="gift-lines"' not in saved.data  # only the details come back ...
+    lines = client.get(gift_url, headers=htmx).get_data(as_text=True)  # ... then the lines
+    assert lines.lstrip().startswith('<section id="gift-lines"') and "<html" not in lines
+    assert f"Over budget by {price - 1:.2f} per recipient (max 1.00)" in lines
+    assert f"{price * 4:.2f} for 4" in lines
+
+
+def test_saving_a_proposal_as_a_gift_records_a_saved_event(app, client, auth, catalogue):
+    auth.login("staff")
+    with app.app_context():
+        acme_id = db.session.scalar(select(Client.id).where(Client.name == "Acme Labs"))
+        item_id = db.session.scalar(select(Item.id).order_by(Item.id))
+    response = client.post("/gifts/brief/save", data={
+        **BRIEF, "client_id": acme_id, "name": "Welcome box", "lines": f"{item_id}:1"})
+    assert response.status_code == 303
+    with app.app_context():
+        gift_id = db.session.scalar(select(Gift.id))
+        event = db.session.scalar(select(ProposalEvent).where(ProposalEvent.event == "saved"))
+        assert event is not None and event.gift_id == gift_id
+        assert (event.brief["occasion"], event.brief["themes"], event.created_by) == (
+            "onboarding", ["coffee"], "test-staff")
+
+
+def test_a_swap_lowers_the_items_score_in_the_next_proposal(app, htmx_client, auth, catalogue):
+    """A swap is feedback: the catalogue the next proposal is built from counts it against the
+    item for that occasion, SWAP_WEIGHT × log(1 + swaps) off its score (other occasions keep
+    theirs)."""
+    from ml.gifts import SWAP_WEIGHT, Brief
+    from webapp.gifts import recommend as service
+
+    brief = Brief("onboarding", 30, 60, 12, ("coffee",))
+    other = Brief("retention", 30, 60, 12, ("coffee",))
+
+    def score(item_id: int, for_brief: Brief) -> float:
+        with app.app_context():  # the catalogue cache the proposals use, rebuilt (tests: 0 s)
+            catalogue = service.catalogue_cache().get()
+            return float(catalogue.index.scores(for_brief)[catalogue.index.position[item_id]])
+
+    auth.login("staff")
+    swapped_id = first_item_id(htmx_client.get("/gifts/brief/proposals", query_string=BRIEF).data)
+    before, before_other = score(swapped_id, brief), score(swapped_id, other)
+    htmx_client.get("/gifts/brief/proposals", query_string={**BRIEF, "swap": swapped_id})
+    with app.app_context():
+        candidate = service.catalogue_cache().get().by_id[swapped_id]
+        assert candidate.past_swaps == {"onboarding": 1}
+    assert score(swapped_id, brief) == pytest.approx(before - SWAP_WEIGHT * math.log(2))
+    assert score(swapped_id, other) == before_other

@@ -369,3 +369,27 @@ def test_an_activation_during_the_batch_makes_it_start_over(app, client, auth, w
         assert rounds == [second, first]
         assert result["version"] == first and result["items"] == PENDING
         assert model_versions_written() == {first}
+
+
+def test_training_reads_only_human_labels(app):
+    """Rule and model labels on an accepted item teach the model nothing: an item with only
+    those is a "none applies" example, and an item with a human label too gives that one."""
+    from webapp.ml_bridge.labels import load_data
+
+    with app.app_context():
+        labels = add_vocabulary()
+        machine_only, mixed = (make_item(row, "accepted")
+                               for row in generate_items(2, seed=3))
+        machine_only.labels = [
+            ItemLabel(label=labels["theme:coffee"], source="rule", rule_name="Coffee"),
+            ItemLabel(label=labels["theme:tea"], source="model", model_version="v1",
+                      confidence=0.9)]
+        mixed.labels = [
+            ItemLabel(label=labels["theme:home"], source="human", created_by="test-staff"),
+            ItemLabel(label=labels["theme:coffee"], source="rule", rule_name="Coffee"),
+            ItemLabel(label=labels["theme:tea"], source="model", model_version="v1",
+                      confidence=0.9)]
+        db.session.add_all([machine_only, mixed])
+        db.session.commit()
+        examples = {example.item.id: example.labels for example in load_data().examples}
+        assert examples == {machine_only.id: frozenset(), mixed.id: {"theme:home"}}

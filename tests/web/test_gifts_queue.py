@@ -418,3 +418,23 @@ def test_the_order_select_saves_the_order(htmx_client, auth, labels):
     body = response.get_data(as_text=True)
     assert f'data-item-id="{by_vendor.id}"' in body and "Queue order: by vendor." in body
     assert htmx_client.post("/gifts/queue/order", data={"order": "random"}).status_code == 422
+
+
+def test_the_sidebar_keeps_the_last_10(htmx_client, auth, labels):
+    """Twelve decisions: the sidebar (in the decision's own answer and on its own) lists the
+    last ten, newest first, each with its Edit link and Undo."""
+    auth.login("staff")
+    items = [make_item(f"Item {n:02d}", uncertainty=1 - n / 100) for n in range(1, 13)]
+    db.session.commit()
+    for item in items:
+        response = htmx_client.post(decide_url(item.id), data={
+            "action": "accept", "label_ids": [labels["theme:tea"].id]})
+        assert response.status_code == 200
+    expected = [f"Item {n:02d}" for n in range(12, 2, -1)]
+    for body in (response.get_data(as_text=True),
+                 htmx_client.get("/gifts/queue/sidebar").get_data(as_text=True)):
+        sidebar = body[body.index('<aside id="queue-sidebar"'):]
+        sidebar = sidebar[:sidebar.index("</aside>")]
+        assert re.findall(r'<span class="decision-item">([^<]+)</span>', sidebar) == expected
+        assert sidebar.count(">Edit</a>") == sidebar.count(">Undo</button>") == 10
+    assert len(db.session.scalars(select(LabelDecision)).all()) == 12

@@ -158,3 +158,49 @@ def test_queue_unavailable_is_reported_plainly(app, htmx_client, auth, nights):
                                 data={"model_type": "linear", "degree": "1"})
     assert response.status_code == 503
     assert b"job queue (Redis at redis://127.0.0.1:1/0) is unavailable" in response.data
+
+
+def shown_metrics(card: str) -> dict[str, str]:
+    """The hold-out metrics a model card lists, label -> shown value."""
+    return dict(re.findall(r"<dt>(.*?) \(hold-out\)</dt><dd>(.*?)</dd>", card))
+
+
+def card_of(page: str, kind: str) -> str:
+    """One model's card on the whole Models page."""
+    start = page.index(f'<section id="model-{kind}"')
+    end = page.find('<section id="model-', start + 1)
+    return page[start:end if end != -1 else len(page)]
+
+
+def expected_metrics(kind: str, labels: dict[str, str]) -> dict[str, str]:
+    """The active version's metrics as the card must show them (3 decimals)."""
+    from webapp.templating import metric
+
+    metrics = registry.active_version(kind).metrics
+    return {label: metric(metrics.get(key)) for key, label in labels.items()}
+
+
+def test_the_games_and_gifts_cards_show_their_metrics_beside_the_baselines(app, client,
+                                                                           runner, auth):
+    """Hit rate and precision of the games model with the popularity baseline of both, and the
+    gift model's hit rate and recall with the popularity and cold-start baselines."""
+    result = runner.invoke(args=["demo", "load"])
+    assert result.exit_code == 0, result.output
+    auth.login("admin")
+    client.post("/admin/models/gifts/retrain")
+    with app.app_context():
+        assert wait_for_job(jobs.latest_job("retrain", "gifts").id).status == "succeeded"
+        games = expected_metrics("games", {
+            "hit_rate_at_5": "Hit rate@5", "precision_at_5": "Precision@5",
+            "baseline_hit_rate_at_5": "Popular hit@5",
+            "baseline_precision_at_5": "Popular precision@5"})
+        gifts = expected_metrics("gifts", {
+            "hit_rate_at_10": "Hit rate@10", "recall_at_10": "Recall@10",
+            "popular_hit_rate_at_10": "Popular hit@10",
+            "popular_recall_at_10": "Popular recall@10",
+            "cold_hit_rate_at_10": "Cold-start hit@10",
+            "cold_recall_at_10": "Cold-start recall@10"})
+    assert "n/a" not in games.values() and "n/a" not in gifts.values()  # the demo has hold-outs
+    page = client.get("/admin/models").get_data(as_text=True)
+    assert shown_metrics(card_of(page, "games")) == games
+    assert shown_metrics(card_of(page, "gifts")) == gifts

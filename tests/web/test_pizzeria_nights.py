@@ -135,7 +135,7 @@ def test_edit_without_javascript_shows_the_whole_page_with_the_row_open(app, cli
 def test_delete_then_undo(app, htmx_client, auth, week):
     auth.login("staff")
     sunday = night_id(app, "2022-12-25")
-    response = htmx_client.post(f"/pizzeria/nights/{sunday}/delete")
+    response = htmx_client.post(f"/pizzeria/nights/{sunday}/delete", data={"version": "1"})
     assert response.status_code == 200
     assert b"Deleted the night of 2022-12-25." in response.data
     assert night_id(app, "2022-12-25") is None

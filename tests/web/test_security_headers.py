@@ -20,7 +20,7 @@ from webapp.security import SCRIPT_SRC
 
 # The promise, written out (not imported) so that loosening the policy fails here.
 EXPECTED = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-eval'; "
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
     "style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' https: http:; "
     "frame-ancestors 'none'; object-src 'none'; base-uri 'self'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
@@ -165,9 +165,14 @@ def test_production_login_cookies_are_secure_httponly_and_lax(app_config, reques
 
 # --- What the templates need from the policy -------------------------------------------------
 
-# An hx-trigger event followed by "[" is a filter, which htmx compiles with Function().
-TRIGGER_FILTER = re.compile(r"(?:^|,)\s*[\w:.-]+\[")
+# A trigger whose event (or "every <interval>") is followed by "[" has a filter, which htmx
+# compiles with Function(): refused by the policy (no 'unsafe-eval') and by allowEval false.
+TRIGGER_FILTER = re.compile(r"^\s*(?:every\s+[^\s,\[]+\s*|[^\s,\[]+)\[")
+# hx-trigger="…" / hx-trigger='…' attributes, and "hx-trigger": "…" keys of Jinja dicts.
+HX_TRIGGER = re.compile(r"""hx-trigger(?:=|["']\s*:\s*)(["'])(.*?)\1""")
 EVAL_ATTRIBUTES = re.compile(r"\bhx-on|\bhx-vars=|\bhx-vals=[\"']\s*(?:js|javascript):")
+CURATE_EVENT = re.compile(r"\bcurate:[\w-]+")
+APP_JS = PROJECT_ROOT / "webapp" / "static" / "app.js"
 
 
 def template_sources():
@@ -175,13 +180,37 @@ def template_sources():
     return [(path, path.read_text()) for path in sorted(TEMPLATES.rglob("*.html"))]
 
 
+def hx_triggers() -> list[tuple[str, str]]:
+    """(template, value) of every hx-trigger in the templates, in either syntax."""
+    return [(str(path.relative_to(TEMPLATES)), match[2])
+            for path, text in template_sources() for match in HX_TRIGGER.finditer(text)]
+
+
+def trigger_specs(value: str) -> list[str]:
+    """Split an hx-trigger value at its top-level commas, as htmx reads it.
+
+    Commas inside ``target:(a, b)`` or a filter's brackets do not separate triggers.
+    """
+    specs, depth, current = [], 0, ""
+    for char in value:
+        depth += (char in "([{") - (char in ")]}")
+        if char == "," and depth == 0:
+            specs.append(current)
+            current = ""
+        else:
+            current += char
+    return [*specs, current]
+
+
+def has_filter(value: str) -> bool:
+    """Whether any trigger of an hx-trigger value carries an (evaluated) filter."""
+    return any(TRIGGER_FILTER.search(spec) for spec in trigger_specs(value))
+
+
 def htmx_eval_uses() -> list[str]:
-    """Templates (and what) that make htmx evaluate strings."""
-    uses = []
+    """Templates (and what) that would make htmx evaluate strings."""
+    uses = [f'{name}: hx-trigger="{value}"' for name, value in hx_triggers() if has_filter(value)]
     for path, text in template_sources():
-        for trigger in re.findall(r'hx-trigger="([^"]*)"', text):
-            if TRIGGER_FILTER.search(trigger):
-                uses.append(f"{path.relative_to(TEMPLATES)}: hx-trigger=\"{trigger}\"")
         uses += [f"{path.relative_to(TEMPLATES)}: {m}" for m in EVAL_ATTRIBUTES.findall(text)]
     return uses
 
@@ -192,23 +221,42 @@ def htmx_config() -> dict:
     return json.loads(re.search(r"<meta name=\"htmx-config\" content='([^']*)'>", text)[1])
 
 
-def test_the_filter_finder_finds_filters_and_not_selectors():
-    assert TRIGGER_FILTER.search("keyup[key=='Escape']")
-    assert TRIGGER_FILTER.search("change, click[ctrlKey]")
-    assert not TRIGGER_FILTER.search("change, input changed delay:300ms from:input[type=number]")
+@pytest.mark.parametrize("value", [
+    "keyup[key=='Escape']", "change, click[ctrlKey]", "every 1s [ready()]", "every 1s[x]",
+    "curate:escape, keyup[a, b]"])
+def test_the_filter_finder_finds_filters(value):
+    assert has_filter(value)
 
 
-def test_eval_is_allowed_exactly_while_templates_need_it():
-    uses = htmx_eval_uses()
-    allowed_by_policy = "'unsafe-eval'" in SCRIPT_SRC.split()
-    allowed_by_htmx = htmx_config().get("allowEval", True)
-    if uses:
-        assert allowed_by_policy and allowed_by_htmx, (
-            "htmx evaluates strings here; the policy and htmx-config must allow it:\n"
-            + "\n".join(uses))
-    else:
-        assert not allowed_by_policy, "no template needs eval: drop 'unsafe-eval' (security.py)"
-        assert allowed_by_htmx is False, 'no template needs eval: set "allowEval": false'
+@pytest.mark.parametrize("value", [
+    "change, input changed delay:300ms from:input[type=number]",
+    "change target:(select, input[type=number]), submit",
+    "input changed delay:150ms, change target:input[type=checkbox], submit",
+    "curate:row-click", "every 1s", "games-changed from:body, budget-changed from:body"])
+def test_the_filter_finder_leaves_selectors_alone(value):
+    assert not has_filter(value)
+
+
+def test_the_finder_reads_both_trigger_syntaxes():
+    values = {value for _, value in hx_triggers()}
+    assert "every 1s" in values  # hx-trigger="…" attributes
+    assert "input changed delay:300ms, search" in values  # 'hx-trigger': '…' in Jinja dicts
+    assert len(values) > 20
+
+
+def test_nothing_is_evaluated_so_the_policy_allows_no_eval():
+    assert not htmx_eval_uses(), (
+        "htmx would evaluate these with Function(), which the policy refuses; use a curate: "
+        "event from app.js or a target: modifier instead:\n" + "\n".join(htmx_eval_uses()))
+    assert "'unsafe-eval'" not in SCRIPT_SRC.split()
+    assert htmx_config()["allowEval"] is False  # a filter left over fails loudly
+
+
+def test_every_curate_event_a_template_listens_for_is_sent_by_app_js():
+    listened = {event for _, value in hx_triggers() for event in CURATE_EVENT.findall(value)}
+    sent = set(re.findall(r'"(curate:[\w-]+)"', APP_JS.read_text()))
+    assert listened == {"curate:escape", "curate:row-click"}
+    assert listened <= sent, listened - sent
 
 
 def test_templates_use_no_inline_script_handler_or_style_element():
@@ -219,3 +267,81 @@ def test_templates_use_no_inline_script_handler_or_style_element():
         assert not re.search(r"<[^>]*\son[a-z]+\s*=", text), name  # nor on*= handlers
         assert "javascript:" not in text, name
         assert "<style" not in text, name  # style-src 'self': only style= attributes
+
+
+# --- Behind a reverse proxy: X-Forwarded-* trusted only when configured -----------------------
+
+CLIENT, OTHER_CLIENT, FORGED = "203.0.113.7", "203.0.113.8", "198.51.100.1"
+
+
+def failed_logins(client, forwarded_for: str, times: int = 1) -> list[int]:
+    """The statuses of ``times`` failed logins sent with this X-Forwarded-For header."""
+    return [client.post("/login", data={"username": "nobody", "password": "bad"},
+                        headers={"X-Forwarded-For": forwarded_for}).status_code
+            for _ in range(times)]
+
+
+@pytest.fixture
+def throttled_config(app_config):
+    """Three failed logins a minute per client address."""
+    app_config["LOGIN_RATE_LIMIT"] = "3 per minute"
+    return app_config
+
+
+def test_behind_a_proxy_each_client_has_its_own_login_throttle(throttled_config, request):
+    throttled_config["PROXY_FIX_X_FOR"] = 1  # one proxy, which appends the client's address
+    app = request.getfixturevalue("app")
+    assert failed_logins(app.test_client(), CLIENT, times=4) == [401, 401, 401, 429]
+    # Another client behind the same proxy (same socket address) is not locked out.
+    assert failed_logins(app.test_client(), OTHER_CLIENT) == [401]
+    # A value forged in front of the proxy's does not free the throttled client.
+    assert failed_logins(app.test_client(), f"{FORGED}, {CLIENT}") == [429]
+
+
+def test_without_a_proxy_a_forged_forwarded_for_does_not_dodge_the_throttle(
+        throttled_config, client):
+    statuses = [failed_logins(client, f"203.0.113.{n}")[0] for n in range(1, 5)]
+    assert statuses == [401, 401, 401, 429]
+
+
+def seen_by_the_app(app, auth, client) -> dict:
+    """What a view sees of the client, the scheme and the host, through a proxy's headers."""
+    from flask import request, url_for
+
+    @app.route("/test-proxy-probe")
+    def probe():
+        return {"addr": request.remote_addr, "secure": request.is_secure,
+                "login": url_for("auth.login", _external=True)}
+
+    auth.login("staff")
+    return client.get("/test-proxy-probe", headers={
+        "X-Forwarded-For": f"{FORGED}, {CLIENT}", "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "curate.example.org"}).get_json()
+
+
+def test_behind_a_proxy_views_see_the_client_and_https(app_config, request):
+    app_config.update(PROXY_FIX_X_FOR=1, PROXY_FIX_X_PROTO=1, PROXY_FIX_X_HOST=1)
+    app, auth, client = (request.getfixturevalue(name) for name in ("app", "auth", "client"))
+    assert seen_by_the_app(app, auth, client) == {
+        "addr": CLIENT, "secure": True, "login": "https://curate.example.org/login"}
+
+
+def test_without_a_proxy_the_forwarded_headers_are_ignored(app, auth, client):
+    assert app.config["PROXY_FIX_X_FOR"] == 0  # the default
+    assert seen_by_the_app(app, auth, client) == {
+        "addr": "127.0.0.1", "secure": False, "login": "http://localhost/login"}
+
+
+def test_proxy_counts_come_from_the_environment_as_whole_numbers():
+    from webapp.config import ConfigError, from_environment, validate
+
+    assert from_environment({"PROXY_FIX_X_FOR": "2", "PROXY_FIX_X_PROTO": "1"}) == {
+        "PROXY_FIX_X_FOR": 2, "PROXY_FIX_X_PROTO": 1}
+    for bad in ("-1", "one", "1.5"):
+        with pytest.raises(ConfigError, match="PROXY_FIX_X_HOST must be a whole number"):
+            from_environment({"PROXY_FIX_X_HOST": bad})
+    settings = {"JOBS_BACKEND": "thread", "PROXY_FIX_X_FOR": 0, "PROXY_FIX_X_PROTO": 0,
+                "PROXY_FIX_X_HOST": 0}
+    validate(settings)
+    with pytest.raises(ConfigError, match="PROXY_FIX_X_FOR"):
+        validate({**settings, "PROXY_FIX_X_FOR": True})

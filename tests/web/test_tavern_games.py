@@ -203,9 +203,10 @@ def test_edit_a_row_in_place(app, htmx_client, auth, catalogue):
     assert f'form="game-form-{tetris}"'.encode() in edit.data
     assert f'<option selected value="{puzzle}">Puzzle</option>'.encode() in edit.data
     assert b'value="2.99"' in edit.data and b"Upload cover" in edit.data
+    assert b'name="version" value="1"' in edit.data  # optimistic locking (test_edit_conflicts)
     response = htmx_client.post(f"/tavern/games/{tetris}", data={
         "name": "Tetris DX", "console": "Gameboy Color", "price_per_hour": "5",
-        "styles": [str(puzzle), str(arcade)]})
+        "styles": [str(puzzle), str(arcade)], "version": "1"})
     assert response.status_code == 200
     assert response.data.lstrip().startswith(f'<tr id="game-{tetris}" class="game-row"'.encode())
     assert b">Standard<" in response.data  # 5.00 is no longer cheap
@@ -221,7 +222,7 @@ def test_renaming_a_game_to_another_case_of_its_own_name_is_fine(app, htmx_clien
                                                                   catalogue):
     auth.login("staff")
     response = htmx_client.post(f"/tavern/games/{catalogue['tetris']}", data={
-        "name": "TETRIS", "price_per_hour": "2.99"})
+        "name": "TETRIS", "price_per_hour": "2.99", "version": "1"})
     assert response.status_code == 200
     assert stored(app, catalogue["tetris"]).name == "TETRIS"
 
@@ -236,13 +237,15 @@ def test_renaming_a_game_to_another_case_of_its_own_name_is_fine(app, htmx_clien
 def test_edit_errors_stay_in_the_row(app, htmx_client, auth, catalogue, data, message):
     auth.login("host")
     tetris = catalogue["tetris"]
-    response = htmx_client.post(f"/tavern/games/{tetris}", data=data)
+    response = htmx_client.post(f"/tavern/games/{tetris}", data={**data, "version": "1"})
     assert response.status_code == 422
     assert message in response.data
     assert response.data.lstrip().startswith(f'<tr id="game-{tetris}" class="game-row editing"'.encode())
     assert b'aria-invalid="true"' in response.data
+    # Nothing half-saved: the row still carries (and the game still has) the loaded version.
+    assert b'name="version" value="1"' in response.data
     game = stored(app, tetris)
-    assert (game.name, game.price_per_hour) == ("Tetris", Decimal("2.99"))
+    assert (game.name, game.price_per_hour, game.version) == ("Tetris", Decimal("2.99"), 1)
 
 
 def test_edit_without_javascript_keeps_the_listing(app, client, auth, catalogue):
@@ -253,10 +256,11 @@ def test_edit_without_javascript_keeps_the_listing(app, client, auth, catalogue)
     assert b"<html" in page and f'id="game-{tetris}" class="game-row editing"'.encode() in page
     assert f'action="/tavern/games/{tetris}?budget=premium"'.encode() in page
     response = client.post(f"/tavern/games/{tetris}?budget=premium",
-                           data={"name": "Tetris", "price_per_hour": "2.50"})
+                           data={"name": "Tetris", "price_per_hour": "2.50", "version": "1"})
     assert response.status_code == 303
     assert response.headers["Location"] == "/tavern/games?budget=premium"
-    response = client.post(f"/tavern/games/{tetris}", data={"name": "", "price_per_hour": "1"})
+    response = client.post(f"/tavern/games/{tetris}", data={"name": "", "price_per_hour": "1",
+                                                            "version": "2"})
     assert response.status_code == 422 and b"<html" in response.data
     assert b"Give the game&#39;s name." in response.data
 

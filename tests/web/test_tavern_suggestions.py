@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -157,3 +160,77 @@ def test_cli_trains_with_the_chosen_algorithm(app, runner, demo, kind, algorithm
         newest = db.session.scalar(select(ModelVersion).where(ModelVersion.kind == kind)
                                    .order_by(ModelVersion.id.desc()))
         assert algorithm in (newest.params.get("algorithm"), newest.params.get("model_type"))
+
+
+def shown_games(data: bytes) -> list[str]:
+    """The games a suggestion list shows, in order."""
+    return [html.unescape(name.decode())
+            for name in re.findall(rb'class="suggestion" data-game="([^"]+)"', data)]
+
+
+def deactivate(htmx_client, app, names) -> None:
+    """Stop suggesting ``names`` as staff do, through the catalogue's active toggle."""
+    with app.app_context():
+        ids = db.session.scalars(select(Game.id).where(Game.name.in_(names))).all()
+    for game_id in ids:
+        response = htmx_client.post(f"/tavern/games/{game_id}/active", data={"active": "no"})
+        assert response.status_code == 200
+
+
+def test_deactivated_games_leave_the_live_list(app, client, htmx_client, runner, auth, demo):
+    """The served model still knows a deactivated game until the next retrain: the list (and
+    the API) must skip it anyway, and show the empty state once no active game is left."""
+    auth.login("staff")
+    query = "/tavern/suggestions?budget=premium&gameplay=Adventure&gameplay=RPG"
+    before = shown_games(htmx_client.get(query).data)
+    assert len(before) == 5
+    deactivate(htmx_client, app, before[:2])
+    after = shown_games(htmx_client.get(query).data)
+    assert len(after) == 5 and not set(before[:2]) & set(after)
+    assert after[:3] == before[2:]  # the rest keep their order
+
+    token = token_for(runner, auth, "host")
+    api = client.post("/api/v1/tavern/recommendations", headers={
+        "Authorization": f"Bearer {token}"}, json={"budget": "premium",
+                                                   "gameplay": ["Adventure", "RPG"]})
+    assert [game["name"] for game in api.json["games"]] == after
+
+    with app.app_context():
+        everything = db.session.scalars(select(Game.name)).all()
+    deactivate(htmx_client, app, everything)
+    empty = htmx_client.get(query)
+    assert empty.status_code == 200
+    assert b'class="suggestion"' not in empty.data and b"They picked this" not in empty.data
+    assert b"No active games in the catalogue." in empty.data
+    api = client.post("/api/v1/tavern/recommendations", headers={
+        "Authorization": f"Bearer {token}"}, json={"budget": "premium"})
+    assert api.status_code == 200 and api.json["games"] == []
+
+
+def test_a_pick_of_an_inactive_game_is_refused_with_422(app, htmx_client, auth, demo):
+    auth.login("staff")
+    deactivate(htmx_client, app, ["Elden Ring"])
+    with app.app_context():
+        game_id = db.session.scalar(select(Game.id).where(Game.name == "Elden Ring"))
+    response = htmx_client.post("/tavern/picks", data={
+        "game_id": str(game_id), "budget": "premium", "gameplay": "Adventure",
+        "suggested": "Elden Ring", "model_version": "v1"})
+    assert response.status_code == 422
+    assert "Elden Ring is not offered any more" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(GamePick).where(GamePick.synthetic.is_(False))) is None
+
+
+def test_something_else_without_javascript_records_the_pick(app, client, auth, demo):
+    """The no-JS "They picked something else" form sends the budget and styles but no
+    suggestions or model version: those fields arrive missing, not empty (was a 500)."""
+    auth.login("host")
+    with app.app_context():
+        game_id = db.session.scalar(select(Game.id).where(Game.name == "Elden Ring"))
+    response = client.post("/tavern/picks", data={
+        "game_id": str(game_id), "budget": "cheap", "gameplay": "Sport"})
+    assert response.status_code == 303
+    with app.app_context():
+        pick = db.session.scalar(select(GamePick).where(GamePick.synthetic.is_(False)))
+        assert (pick.game_name, pick.budget, pick.gameplay, pick.suggested,
+                pick.model_version) == ("Elden Ring", "cheap", ["Sport"], [], None)

@@ -61,8 +61,13 @@ def models():
 
 @bp.route("/models/<kind>")
 def model_card(kind: str):
-    """One card: polled every second while a retrain runs."""
-    return render_card(known_kind(kind))
+    """One card: polled every second while a retrain runs.
+
+    It reaps too, so a card watched while its worker dies turns "failed" without a reload.
+    """
+    kind = known_kind(kind)
+    jobs.reap_stale_jobs(current_app.config["JOB_STALE_SECONDS"])
+    return render_card(kind)
 
 
 @bp.route("/models/<kind>/retrain", methods=["POST"])

@@ -1,4 +1,8 @@
-"""Bearer-token authentication and role checks for the API."""
+"""Bearer-token authentication and role checks for the API.
+
+A request acts with its token's *effective* role: the lower of the token's own role and its
+user's role now (``ApiToken.effective_role``). Role checks read that, never the user's role.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,9 @@ def public(view):
 
 @bp.before_request
 def authenticate_bearer_token() -> None:
-    """Every API request needs a live token: its user becomes ``g.api_user``; otherwise 401.
+    """Every API request needs a live token; otherwise 401.
+
+    The token's user becomes ``g.api_user`` and its effective role ``g.api_role``.
 
     The session is deliberately not consulted (see ``webapp.api``): a logged-in browser without
     a token gets 401 too, which keeps the API free of CSRF. Views marked :func:`public` skip it.
@@ -32,10 +38,10 @@ def authenticate_bearer_token() -> None:
         return
     credentials = request.authorization
     raw = credentials.token if credentials is not None and credentials.type == "bearer" else None
-    user = tokens.authenticate(raw) if raw else None
-    if user is None:
+    token = tokens.authenticate(raw) if raw else None
+    if token is None:
         raise Unauthorized(www_authenticate=WWWAuthenticate("bearer"))
-    g.api_user = user
+    g.api_user, g.api_role = token.user, token.effective_role
 
 
 def api_user() -> User:
@@ -43,13 +49,21 @@ def api_user() -> User:
     return g.api_user
 
 
+def api_role() -> str:
+    """The role this API request acts with (the lower of its token's and its user's)."""
+    return g.api_role
+
+
 def roles_required(*roles: str):
-    """Decorate an API view so that only ``roles`` (and admin) may use it; others get 403."""
+    """Decorate an API view so that only ``roles`` (and admin) may use it; others get 403.
+
+    It checks the token's effective role, so a host-scoped token of an admin is a host here.
+    """
 
     def decorate(view):
         @wraps(view)
         def wrapped(*args, **kwargs):
-            if not role_allows(api_user().role, roles):
+            if not role_allows(api_role(), roles):
                 abort(403)
             return view(*args, **kwargs)
 

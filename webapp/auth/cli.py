@@ -9,7 +9,13 @@ from sqlalchemy import select
 from webapp.auth import tokens
 from webapp.auth.models import User
 from webapp.auth.roles import ROLES
-from webapp.auth.service import AccountError, create_user, find_user
+from webapp.auth.service import (
+    AccountError,
+    create_user,
+    find_user,
+    reset_password,
+    set_role,
+)
 from webapp.extensions import db
 
 users_cli = AppGroup("users", help="Manage user accounts.")
@@ -60,21 +66,50 @@ def _when(moment) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
 
 
+@users_cli.command("set-role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(ROLES))
+def set_role_command(name: str, role: str) -> None:
+    """Give the account NAME the role ROLE (its API tokens can then do at most that)."""
+    user = _user_or_fail(name)
+    try:
+        changed = set_role(user, role)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"{user.username} is {'now' if changed else 'already'} {role}.")
+
+
+@users_cli.command("reset-password")
+@click.argument("name")
+def reset_password_command(name: str) -> None:
+    """Give the account NAME a new generated password and print it (it is shown once)."""
+    user = _user_or_fail(name)
+    password = reset_password(user)
+    click.echo(f"New password for {user.username} (shown once): {password}")
+
+
 @users_cli.command("token")
 @click.argument("name")
 @click.option("--label", default="api", show_default=True,
               help="What the token is for, to tell it apart in `flask users tokens`.")
-def token_command(name: str, label: str) -> None:
+@click.option("--role", type=click.Choice(ROLES), default=None,
+              help="The most the token may do (default: the account's role; never above it).")
+def token_command(name: str, label: str, role: str | None) -> None:
     """Create an API token for the account NAME and print it (it is shown once)."""
     user = _user_or_fail(name)
     if not user.active:
         # Its tokens would be refused: say so now rather than at the first API call.
         raise click.ClickException(f"{user.username} is inactive; activate the account first.")
     try:
-        raw = tokens.create_token(user, label)
-    except ValueError as error:
+        tokens.check_token_role(user, role)
+    except tokens.TokenError as error:
+        raise click.BadParameter(str(error), param_hint="--role") from error
+    try:
+        raw = tokens.create_token(user, label, role)
+    except tokens.TokenError as error:
         raise click.BadParameter(str(error), param_hint="--label") from error
-    click.echo(f"Created a token for {user.username} ({user.role}), labelled {label.strip()!r}.")
+    click.echo(f"Created a {role or user.role} token for {user.username} ({user.role}), "
+               f"labelled {label.strip()!r}.")
     click.echo(f"Token (shown once): {raw}")
     click.echo("Send it as the header:  Authorization: Bearer <token>")
 
@@ -88,10 +123,17 @@ def tokens_command(name: str) -> None:
     if not rows:
         click.echo(f"{user.username} has no API tokens.")
         return
-    click.echo("id\tlabel\tprefix\tcreated\tlast used\trevoked")
+    click.echo("id\tlabel\tprefix\trole\tcreated\tlast used\trevoked")
     for token in rows:
-        click.echo(f"{token.id}\t{token.label}\t{token.prefix}\t{_when(token.created_at)}\t"
-                   f"{_when(token.last_used_at)}\t{_when(token.revoked_at)}")
+        click.echo(f"{token.id}\t{token.label}\t{token.prefix}\t{_role(token)}\t"
+                   f"{_when(token.created_at)}\t{_when(token.last_used_at)}\t"
+                   f"{_when(token.revoked_at)}")
+
+
+def _role(token) -> str:
+    """The token's role, and what it acts as when its user now has fewer rights."""
+    effective = token.effective_role
+    return token.role if effective == token.role else f"{token.role} (acts as {effective})"
 
 
 @users_cli.command("revoke-token")

@@ -19,6 +19,9 @@ ROLE_DESCRIPTIONS = {
     "staff": "curating and labelling",
     "host": "the tavern and pizzeria front desk",
 }
+#: Roles from least to most rights. Every page a host may open, staff may open too (the access
+#: matrix test checks it), so the roles form a ladder and "the lower of two roles" is defined.
+ROLE_LADDER = ("host", "staff", "admin")
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "main.healthz", "static"})
 #: Blueprints that authenticate every request themselves (the JSON API checks a bearer token and
 #: answers 401 in JSON), so the session login and its redirect do not apply to them.
@@ -28,6 +31,16 @@ SELF_AUTHENTICATING_BLUEPRINTS = frozenset({"api"})
 def role_allows(role: str | None, allowed: tuple[str, ...]) -> bool:
     """True when ``role`` may use something open to ``allowed`` (admin may use anything)."""
     return role == "admin" or role in allowed
+
+
+def role_rank(role: str) -> int:
+    """The position of ``role`` on ``ROLE_LADDER`` (0 for host); -1 for an unknown role."""
+    return ROLE_LADDER.index(role) if role in ROLE_LADDER else -1
+
+
+def lower_role(first: str, second: str) -> str:
+    """The role with fewer rights of the two (an unknown role counts lowest)."""
+    return first if role_rank(first) <= role_rank(second) else second
 
 
 def require_login():

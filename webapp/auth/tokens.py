@@ -1,4 +1,9 @@
-"""API tokens: stored hashed, shown once, revocable, acting with their user's role."""
+"""API tokens: stored hashed, shown once, revocable, and scoped to a role.
+
+A token carries a role (admin, staff or host) chosen when it is issued, at most its user's. A
+request made with it acts with the *lower* of the token's role and its user's role now, so a
+token never exceeds its user: demote the user and their tokens are demoted with them.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 
+from webapp import audit
 from webapp.auth.models import User, utcnow
+from webapp.auth.roles import ROLES, lower_role, role_rank
 from webapp.extensions import db
 
 #: Characters of the token kept in clear, so people can tell their tokens apart.
@@ -30,6 +37,8 @@ class ApiToken(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     #: The first characters of the token, so people can tell their tokens apart.
     prefix: Mapped[str] = mapped_column(String(12))
+    #: The most the token may do (admin, staff or host); see ``effective_role``.
+    role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
@@ -41,6 +50,20 @@ class ApiToken(db.Model):
         """The label its creator gave it (stored in the ``name`` column)."""
         return self.name
 
+    @property
+    def effective_role(self) -> str:
+        """The role a request with this token acts with: the lower of its own and its user's."""
+        return lower_role(self.role, self.user.role)
+
+    @property
+    def live(self) -> bool:
+        """True while it authenticates: not revoked, and its user is active."""
+        return self.revoked_at is None and self.user.active
+
+
+class TokenError(ValueError):
+    """A token that cannot be issued as asked, with a message for the person asking."""
+
 
 LABEL_MAX = ApiToken.name.type.length
 
@@ -50,29 +73,55 @@ def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def create_token(user: User, label: str) -> str:
-    """Create and commit a token for ``user``; return it. It is never stored, only its hash.
+def check_token_role(user: User, role: str | None) -> str:
+    """The role a new token of ``user`` gets: ``role``, or the user's own when None.
 
     Raises
     ------
-    ValueError
-        When ``label`` is empty or longer than ``LABEL_MAX`` characters.
+    TokenError
+        When ``role`` is unknown or gives more rights than ``user`` has.
+    """
+    role = role or user.role
+    if role not in ROLES:
+        raise TokenError(f"Unknown role {role!r}. Choose one of: {', '.join(ROLES)}.")
+    if role_rank(role) > role_rank(user.role):
+        raise TokenError(f"A token cannot have more rights than its user: {user.username} is "
+                         f"{user.role}, so choose {user.role} or lower.")
+    return role
+
+
+def create_token(user: User, label: str, role: str | None = None) -> str:
+    """Create and commit a token for ``user`` with ``role`` (default: the user's); return it.
+
+    The token itself is never stored, only its hash. The issue is audited in the same commit.
+
+    Raises
+    ------
+    TokenError
+        When ``label`` is empty or longer than ``LABEL_MAX`` characters, or ``role`` is unknown
+        or above the user's role.
     """
     label = label.strip()
     if not label or len(label) > LABEL_MAX:
-        raise ValueError(f"A token label needs 1 to {LABEL_MAX} characters.")
+        raise TokenError(f"A token label needs 1 to {LABEL_MAX} characters.")
+    role = check_token_role(user, role)
     # 32 random bytes: far beyond guessing, so a fast unsalted hash is enough to store it.
     raw = secrets.token_urlsafe(32)
-    db.session.add(ApiToken(user=user, name=label, token_hash=hash_token(raw),
-                            prefix=raw[:PREFIX_LENGTH]))
+    token = ApiToken(user=user, name=label, token_hash=hash_token(raw),
+                     prefix=raw[:PREFIX_LENGTH], role=role)
+    db.session.add(token)
+    db.session.flush()  # the id, for the audit event
+    audit.record("token.issue", "token", token.id,
+                 {"user": user.username, "label": label, "role": role, "prefix": token.prefix})
     db.session.commit()
     return raw
 
 
-def authenticate(raw: str) -> User | None:
-    """The active user a live token ``raw`` belongs to, or None.
+def authenticate(raw: str) -> ApiToken | None:
+    """The live token ``raw`` (its user loaded), or None.
 
-    Revoked tokens and the tokens of deactivated users authenticate no one. ``last_used_at`` is
+    Revoked tokens and the tokens of deactivated users authenticate no one; a request made with
+    the token acts as ``token.user`` with ``token.effective_role``. ``last_used_at`` is
     refreshed when it is older than ``LAST_USED_RESOLUTION``.
     """
     if not raw:
@@ -82,23 +131,25 @@ def authenticate(raw: str) -> User | None:
     # most how a hash compares with stored hashes, and no one can steer a token to a chosen hash.
     token = db.session.scalar(select(ApiToken).options(joinedload(ApiToken.user))
                               .where(ApiToken.token_hash == hash_token(raw)))
-    if token is None or token.revoked_at is not None or not token.user.active:
+    if token is None or not token.live:
         return None
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
         token.last_used_at = now
         db.session.commit()
-    return token.user
+    return token
 
 
 def revoke(token_id: int) -> ApiToken | None:
     """Revoke the token ``token_id`` and return it (None when there is no such token).
 
-    Revoking twice keeps the first revocation time.
+    Revoking twice keeps the first revocation time (and is audited once).
     """
     token = db.session.get(ApiToken, token_id)
     if token is not None and token.revoked_at is None:
         token.revoked_at = utcnow()
+        audit.record("token.revoke", "token", token.id,
+                     {"user": token.user.username, "label": token.label, "prefix": token.prefix})
         db.session.commit()
     return token
 
@@ -108,3 +159,9 @@ def tokens_for(user: User) -> list[ApiToken]:
     return list(db.session.scalars(
         select(ApiToken).where(ApiToken.user_id == user.id)
         .order_by(ApiToken.created_at, ApiToken.id)))
+
+
+def all_tokens_query():
+    """Every token with its user, newest first (the admin's token list)."""
+    return (select(ApiToken).options(joinedload(ApiToken.user))
+            .order_by(ApiToken.created_at.desc(), ApiToken.id.desc()))

@@ -10,22 +10,36 @@ from wtforms import (
     BooleanField,
     DecimalField,
     HiddenField,
-    IntegerField,
     SelectField,
     StringField,
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import (
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    StopValidation,
+    ValidationError,
+)
 
 from ml import gifts as gifts_ml
-from webapp.extensions import db
+from webapp.extensions import MAX_ID, db
+from webapp.fields import IntegerField
 from webapp.gifts.models import ATTRIBUTES, Client, LabelGroup
 from webapp.pizzeria.forms import MultiCheckboxField
 
 BUDGET_LIMIT = Decimal("100000")
 #: The label groups a brief reads its occasions and themes from.
 OCCASION_GROUP, THEME_GROUP = "occasion", "theme"
+
+
+def finite(form, field) -> None:
+    """Refuse NaN and infinity, which ``Decimal`` parses but cannot compare with a limit (the
+    range check raised ``InvalidOperation``: a 500 for ``?budget_min=NaN``)."""
+    if isinstance(field.data, Decimal) and not field.data.is_finite():
+        raise StopValidation("Give a number, such as 40.")
 
 
 def labels_of(group_name: str) -> list[str]:
@@ -67,10 +81,10 @@ class BriefForm(FlaskForm):
     client_id = SelectField("Client", coerce=str, validate_choice=False)
     occasion = SelectField("Occasion", validate_choice=False)
     budget_min = DecimalField("Budget per recipient, from", places=2, default=Decimal("30"),
-                              validators=[InputRequired("Give the lowest budget."),
+                              validators=[InputRequired("Give the lowest budget."), finite,
                                           NumberRange(min=0, max=BUDGET_LIMIT)])
     budget_max = DecimalField("to", places=2, default=Decimal("60"),
-                              validators=[InputRequired("Give the highest budget."),
+                              validators=[InputRequired("Give the highest budget."), finite,
                                           NumberRange(min=Decimal("0.01"), max=BUDGET_LIMIT)])
     recipients = IntegerField("Recipients", default=10,
                               validators=[InputRequired("How many people receive it?"),
@@ -98,9 +112,11 @@ class BriefForm(FlaskForm):
         self.exclude.choices = exclusion_choices()
 
     def validate_budget_max(self, field) -> None:
-        """The budget's max must not be below its min."""
+        """The budget's max must not be below its min (NaN is refused by ``finite``; compared
+        here, it raised ``InvalidOperation``)."""
         low = self.budget_min.data
-        if field.data is not None and low is not None and field.data < low:
+        if (isinstance(field.data, Decimal) and isinstance(low, Decimal) and low.is_finite()
+                and field.data.is_finite() and field.data < low):
             raise ValidationError("The highest budget must be at least the lowest.")
 
     def client(self) -> Client | None:
@@ -136,10 +152,13 @@ class SaveGiftForm(FlaskForm):
     lines = HiddenField(validators=[InputRequired("The bundle is missing."), Length(max=5000)])
 
     def parsed_lines(self) -> list[tuple[int, int]]:
-        """(item id, quantity) pairs; ValueError when the field was tampered with."""
+        """(item id, quantity) pairs; ValueError when the field was tampered with (an id no
+        row can have included: SQLite cannot even look it up)."""
         pairs = []
         for part in (self.lines.data or "").split("|"):
             item_id, _, quantity = part.partition(":")
+            if not 0 < int(item_id) <= MAX_ID:
+                raise ValueError(f"Not an item id: {item_id[:20]}")
             pairs.append((int(item_id), max(1, min(int(quantity or 1), 999))))
         return pairs
 
@@ -149,7 +168,8 @@ class RecommenderSettingsForm(FlaskForm):
 
     learned_weight = DecimalField(
         "Gift model weight", places=1, validators=[
-            InputRequired("Give a weight (0 turns the model off)."), NumberRange(min=0, max=20)],
+            InputRequired("Give a weight (0 turns the model off)."), finite,
+            NumberRange(min=0, max=20)],
         description="Added to an item's score times the model's 0–1 score; a matching theme "
                     "counts 3, the occasion 1.5.")
     min_gifts = IntegerField(

@@ -17,7 +17,7 @@ from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
 
 from webapp.auth.models import utcnow
-from webapp.extensions import db
+from webapp.extensions import MAX_ID, db
 from webapp.gifts import bp
 from webapp.gifts import recommend as service
 from webapp.gifts.brief_forms import BriefForm, RecommenderSettingsForm, SaveGiftForm
@@ -37,6 +37,18 @@ def received_items(client: Client | None) -> frozenset[int]:
     return frozenset(db.session.scalars(query))
 
 
+def catalogue_item(value: str) -> int | None:
+    """The id of the item a swap or lock button names, or None when it names no item (its
+    feedback event would point at nothing: a foreign key failure, a 500)."""
+    try:
+        item_id = int(value)
+    except ValueError:
+        return None
+    if not 0 < item_id <= MAX_ID or db.session.get(Item, item_id) is None:
+        return None
+    return item_id
+
+
 def apply_actions(form: BriefForm, args: MultiDict) -> tuple[str, int] | None:
     """Apply a swap, a lock toggle or a restore from the query; return (event, item id) to
     record, if any."""
@@ -44,9 +56,8 @@ def apply_actions(form: BriefForm, args: MultiDict) -> tuple[str, int] | None:
         form.avoid_ids = []
         return None
     for name, event in (("swap", "swapped_out"), ("toggle_lock", "locked")):
-        try:
-            item_id = int(args.get(name, ""))
-        except ValueError:
+        item_id = catalogue_item(args.get(name, ""))
+        if item_id is None:
             continue
         if name == "swap":
             form.lock_ids = [i for i in form.lock_ids if i != item_id]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.exc import StaleDataError
 from wtforms import StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional
 
@@ -35,7 +36,10 @@ def client_or_404(client_id: int) -> Client:
 
 
 def save_client(client: Client, form: ClientForm) -> bool:
-    """Apply the form to ``client``; False (with the error on the name) when the name is taken."""
+    """Apply the form to ``client``; False (with the error on the name) when the name is taken.
+
+    Raises StaleDataError when someone else saved ``client`` since it was read (optimistic lock).
+    """
     name = " ".join(form.name.data.split())
     client.name, client.name_key = name, name_key(name)
     client.industry = (form.industry.data or "").strip().lower()
@@ -88,21 +92,47 @@ def client(client_id: int):
     return client_page(found, ClientForm(obj=found, formdata=None))
 
 
-def client_page(found: Client, form: ClientForm, status: int = 200):
+def client_page(found: Client, form: ClientForm, status: int = 200, **extra):
     """One client's page (or its details block for htmx)."""
     gifts = db.session.scalars(select(Gift).where(Gift.client_id == found.id)
                                .options(selectinload(Gift.lines))
                                .order_by(Gift.gift_date.desc(), Gift.id.desc())).all()
     return render_page_or_block("gifts/client.html", "client_details", status=status,
-                                client=found, form=form, gifts=gifts)
+                                client=found, form=form, gifts=gifts, **extra)
+
+
+def posted_version() -> int | None:
+    """The version the details form was loaded with, or None when missing or not a number."""
+    return request.form.get("version", type=int)
+
+
+def render_conflict(found: Client, form: ClientForm):
+    """409: someone saved this client meanwhile. The form keeps what was typed here (nothing is
+    lost) beside their version, and now carries their version number, so Save mine overwrites
+    knowingly; Reload theirs takes theirs."""
+    theirs = {"name": found.name, "industry": found.industry, "notes": found.notes}
+    return client_page(found, form, status=409, theirs=theirs)
 
 
 @bp.route("/clients/<int:client_id>", methods=["POST"])
 def client_update(client_id: int):
-    """Save a client's details; errors come back in the form (422)."""
+    """Save a client's details; errors come back in the form (422), edit conflicts with 409.
+
+    Optimistic locking: the form carries the version it was loaded with. A missing or garbled
+    version cannot prove the editor saw the latest details, so it is treated as a conflict.
+    """
     found = client_or_404(client_id)
     form = ClientForm()
-    if form.validate_on_submit() and save_client(found, form):
+    valid = form.validate_on_submit()
+    if posted_version() != found.version:
+        return render_conflict(found, form)
+    try:
+        saved = valid and save_client(found, form)
+    except StaleDataError:
+        # Saved by someone else between our read and our UPDATE: version_id_col caught it.
+        db.session.rollback()
+        return render_conflict(client_or_404(client_id), form)
+    if saved:
         if not wants_fragment():
             flash("Saved.", "success")
             return redirect(url_for("gifts.client", client_id=found.id), code=303)

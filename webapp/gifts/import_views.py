@@ -37,6 +37,7 @@ from webapp.gifts.imports import (
     FIELDS,
     MAX_FILE_BYTES,
     ImportFileError,
+    Preview,
     discard_file,
     first_rejects,
     mapping_errors,
@@ -267,15 +268,33 @@ def import_upload():
     log.info("Gift import %s uploaded by %s: %s (%d columns)", record.id,
              current_user.username, record.filename, len(preview.headers))
     if profile is not None:
-        _, missing = mapping_from_profile(profile.mapping, preview.headers)
-        problems = mapping_errors(record.mapping, preview.headers)
-        if not problems:
+        problem = profile_misfit(profile, record, preview)
+        if problem is None:
             start_import(record)
             return go_to(url_for("gifts.import_result", import_id=record.id))
-        flash(f"The profile {profile.name!r} does not fit this file"
-              + (f" (it has no column {', '.join(map(repr, missing))})" if missing else "")
-              + ": check the mapping below.", "error")
+        flash(problem, "error")
     return go_to(url_for("gifts.import_mapping", import_id=record.id))
+
+
+def profile_misfit(profile: ImportProfile, record: ItemImport,
+                   preview: Preview) -> str | None:
+    """Why ``profile`` cannot import this file in one click, or None when it can.
+
+    A header the file repeats is a misfit when the profile maps it: the profile names one
+    column, the file has several, and picking the first could import the wrong one.
+    """
+    _, missing = mapping_from_profile(profile.mapping, preview.headers)
+    mapped = {" ".join(str(source).split()).casefold() for source in profile.mapping or {}}
+    repeated = [header for header in preview.repeated if header.casefold() in mapped]
+    if repeated:
+        return (f"This file has more than one column named {', '.join(map(repr, repeated))} "
+                f"(line 1), so the profile {profile.name!r} cannot tell which to import: check "
+                "the mapping below.")
+    if mapping_errors(record.mapping, preview.headers):
+        return (f"The profile {profile.name!r} does not fit this file"
+                + (f" (it has no column {', '.join(map(repr, missing))})" if missing else "")
+                + ": check the mapping below.")
+    return None
 
 
 # --- Mapping step -----------------------------------------------------------------------------

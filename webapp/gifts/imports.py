@@ -5,12 +5,15 @@ The flow (the web page and ``flask gifts import`` share every step):
 1. **Store and look** (``store_upload``, ``read_preview``): the upload is saved under the
    instance folder (``instance/gift-imports/<id>.csv|xlsx``), its type is told by its content
    (an XLSX workbook is a zip; anything else must be text), and its header and first rows are
-   read for the mapping step.
+   read for the mapping step. A workbook whose parts unpack to far more than a price list
+   (a zip bomb) is refused before openpyxl opens it.
 2. **Map** (``auto_mapping``, ``mapping_from_profile``, ``mapping_errors``): each source column
    goes to an item field or is ignored. Headers match fields case-insensitively, trimmed, with
    synonyms (Product/Item/Title -> name, Cost/Price -> unit price, Supplier/Vendor -> vendor...).
    A header that appears twice keeps its first column under its own name and the later ones
    as "Price (2)", "Price (3)": they can be mapped by hand, and are otherwise reported unmapped.
+   A profile that maps a repeated header does not import in one click: the mapping step opens
+   and says why.
    An empty header becomes "Column N" (N counted from 1).
 3. **Import** (``import_task``, the job ``gifts-import``; ``execute_import`` for the CLI): the
    rows are read as a stream (never the whole file in memory), parsed, checked for duplicates
@@ -61,7 +64,7 @@ from sqlalchemy import func, insert, or_, select, update
 
 from webapp import jobs
 from webapp.auth.models import utcnow
-from webapp.csv_import import SNIFF_BYTES, neutralise, sniff_delimiter
+from webapp.csv_import import SNIFF_BYTES, binary_kind, neutralise, sniff_delimiter
 from webapp.extensions import db
 from webapp.gifts.cli import gifts_cli
 from webapp.gifts.models import (
@@ -96,6 +99,11 @@ LISTED_REJECTS = 20
 UPLOAD_FOLDER = "gift-imports"
 FILENAME_MAX = 255
 XLSX_SIGNATURE = b"PK\x03\x04"
+#: A workbook unpacking to more than this in all is refused before openpyxl opens it.
+MAX_UNPACKED_BYTES = 512 * 1024 * 1024
+#: openpyxl reads parts other than worksheets whole (its shared strings take about 8 times
+#: their size in memory), so each is capped; a 100k-row price list needs a fraction of this.
+MAX_PART_BYTES = 64 * 1024 * 1024
 #: Bytes Windows-1252 leaves undefined; a file with one of them is read as Latin-1.
 CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
 OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -248,6 +256,8 @@ class Table:
     headers: list[str]
     rows: Iterator[Row]
     notes: list[str] = field(default_factory=list)
+    #: Headers the file gives more than once (their later columns were renamed).
+    repeated: list[str] = field(default_factory=list)
     #: How far through the file reading is, 0 to 1 (for progress).
     done: Callable[[], float] = lambda: 0.0
 
@@ -264,20 +274,42 @@ def sniff_kind(path: Path) -> str:
     if head.startswith(XLSX_SIGNATURE):
         try:
             with zipfile.ZipFile(path) as archive:
-                names = set(archive.namelist())
+                members = archive.infolist()
         # zipfile reports a damaged archive in many ways (BadZipFile, NotImplementedError for
         # a garbled version field, ValueError, EOFError...): each one means "damaged".
         except Exception as error:  # noqa: BLE001 - reported to the user, not ignored
             raise ImportFileError(f"The file looks like an XLSX workbook but is damaged "
                                   f"({error}); save it again and upload it.") from None
-        if "xl/workbook.xml" not in names:
+        if "xl/workbook.xml" not in {member.filename for member in members}:
             raise ImportFileError("The file is a zip archive but not an XLSX workbook.")
+        check_unpacked_sizes(members)
         return "xlsx"
-    utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-    if b"\x00" in head and not utf16:
-        raise ImportFileError("The file is neither CSV text nor an XLSX workbook (it contains "
-                              "binary data).")
+    kind = binary_kind(head)
+    if kind:
+        raise ImportFileError(f"The file is neither CSV text nor an XLSX workbook: it holds "
+                              f"{kind}. Save it as CSV or XLSX and upload that.")
     return "csv"
+
+
+def check_unpacked_sizes(members: list[zipfile.ZipInfo]) -> None:
+    """ImportFileError for a workbook that unpacks to far more than a price list (a zip bomb).
+
+    openpyxl streams the worksheets in read-only mode but reads every other part (shared
+    strings, styles...) whole into memory, so those are capped one by one and everything
+    together. The sizes are those the archive declares; zipfile never unpacks more than that.
+    """
+    for member in members:
+        if not member.filename.startswith("xl/worksheets/") and member.file_size > MAX_PART_BYTES:
+            raise ImportFileError(
+                f"The workbook's part {member.filename[:80]!r} unpacks to "
+                f"{member.file_size / 2**20:,.0f} MB (at most {MAX_PART_BYTES // 2**20} MB): the "
+                "file is damaged or not a price list. Save it as CSV and upload that.")
+    total = sum(member.file_size for member in members)
+    if total > MAX_UNPACKED_BYTES:
+        raise ImportFileError(
+            f"The workbook unpacks to {total / 2**20:,.0f} MB (at most "
+            f"{MAX_UNPACKED_BYTES // 2**20} MB): the file is damaged or not a price list. Save "
+            "it as CSV, or split it, and upload that.")
 
 
 def cell_text(value: object) -> str:
@@ -310,11 +342,17 @@ def csv_encoding(path: Path) -> tuple[str, list[str]]:
             return "utf-16", []
         handle.seek(0)
         decoder = codecs.getincrementaldecoder("utf-8")()
+        multibyte = False  # has a multi-byte character read well yet?
         try:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
-                decoder.decode(chunk)
+                multibyte = multibyte or not decoder.decode(chunk).isascii()
             decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
+        except UnicodeDecodeError as error:
+            # Cut off mid-character: only the end fails, after good multi-byte characters
+            # (the reader replaces the broken end; see csv_import.decode).
+            if multibyte and error.reason == "unexpected end of data":
+                return "utf-8-sig", ["The file ends in the middle of a character (was it cut "
+                                     "off?); its last character was replaced by \ufffd."]
             return _western_encoding(handle), [
                 "The file is not UTF-8, so it was read as Latin-1 (Western European, "
                 "Windows-1252); check accented letters in the preview."]
@@ -363,8 +401,8 @@ def _csv_rows(handle: io.TextIOWrapper, delimiter: str) -> Iterator[Row]:
 def _open_csv(path: Path) -> Iterator[tuple[Iterator[Row], Callable[[], float], list[str]]]:
     encoding, notes = csv_encoding(path)
     size = max(os.path.getsize(path), 1)
-    errors = "replace" if encoding == "utf-16" else "strict"
-    with open(path, encoding=encoding, errors=errors, newline="") as handle:
+    # "replace" only ever acts on what csv_encoding allowed: a UTF-16 or UTF-8 file's cut end.
+    with open(path, encoding=encoding, errors="replace", newline="") as handle:
         delimiter = sniff_delimiter(handle.read(SNIFF_BYTES))
         handle.seek(0)
         yield _csv_rows(handle, delimiter), lambda: handle.buffer.tell() / size, notes
@@ -425,7 +463,16 @@ def open_table(path: Path) -> Iterator[Table]:
             raise ImportFileError(f"The header has {len(header.cells)} columns (at most "
                                   f"{MAX_COLUMNS}): is this the right file and delimiter?")
         headers, header_notes = unique_headers(header.cells)
-        yield Table(headers, rows, notes + header_notes, done)
+        yield Table(headers, rows, notes + header_notes, done=done,
+                    repeated=repeated_headers(header.cells, headers))
+
+
+def repeated_headers(cells: list[str], headers: list[str]) -> list[str]:
+    """The headers ``unique_headers`` had to rename, as the file writes them (once each)."""
+    renamed = {" ".join(cell.split()).casefold(): " ".join(cell.split())
+               for cell, header in zip(cells, headers, strict=True)
+               if cell.strip() and header != " ".join(cell.split())}
+    return list(renamed.values())
 
 
 @dataclass(frozen=True)
@@ -435,6 +482,8 @@ class Preview:
     headers: list[str]
     rows: list[list[str]]
     notes: list[str]
+    #: Headers the file gives more than once (see ``Table.repeated``).
+    repeated: list[str] = field(default_factory=list)
 
 
 def read_preview(path: Path, count: int = PREVIEW_ROWS) -> Preview:
@@ -448,7 +497,7 @@ def read_preview(path: Path, count: int = PREVIEW_ROWS) -> Preview:
                 break
         width = len(table.headers)
         return Preview(table.headers, [(cells + [""] * width)[:width] for cells in rows],
-                       table.notes)
+                       table.notes, table.repeated)
 
 
 # --- Parsing a row --------------------------------------------------------------------------

@@ -18,8 +18,9 @@ from wtforms.fields import DecimalField, HiddenField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
-from webapp.extensions import db
+from webapp.extensions import MAX_ID, db
 from webapp.gifts import bp, labelling
+from webapp.gifts.brief_forms import finite
 from webapp.gifts.models import (
     NAME_MAX,
     SOURCES,
@@ -60,9 +61,9 @@ class ItemFilterForm(FlaskForm):
     source = SelectField("Labelled by", validate_choice=False, choices=[
         SelectChoice("", "Any source"), *(SelectChoice(source) for source in SOURCES)])
     price_min = DecimalField("Price from", places=2, validators=[
-        Optional(), NumberRange(min=0, message="A price cannot be negative.")])
+        Optional(), finite, NumberRange(min=0, message="A price cannot be negative.")])
     price_max = DecimalField("Price up to", places=2, validators=[
-        Optional(), NumberRange(min=0, message="A price cannot be negative.")])
+        Optional(), finite, NumberRange(min=0, message="A price cannot be negative.")])
 
 
 class BulkForm(FlaskForm):
@@ -141,11 +142,13 @@ def conditions(form: ItemFilterForm) -> list:
 
 
 def _int(value) -> int | None:
-    """A label id from a select, or None for "any" / garbage."""
+    """A label id from a select, or None for "any" / garbage / a number no id can be (a
+    hand-edited ``?has_label=`` of 20 digits was a 500)."""
     try:
-        return int(value) if value not in (None, "") else None
+        number = int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+    return number if number is not None and 0 < number <= MAX_ID else None
 
 
 def active_filters(form: ItemFilterForm) -> dict[str, str]:

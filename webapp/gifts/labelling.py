@@ -9,6 +9,9 @@ message instead of clobbering their work.
 Bulk actions work on thousands of items at once, so they read and write in chunks with Core
 statements (one SELECT and a couple of bulk INSERT/DELETEs per chunk), and give every item's
 decision the same ``batch_id`` so the whole batch can be undone together.
+
+Every change is audited (``webapp.audit``) in its own commit: one event per decision or undo,
+and one per bulk action or batch undo with its count, never one per item.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, insert, select, update
 
+from webapp import audit
 from webapp.auth.models import utcnow
 from webapp.extensions import db
 from webapp.gifts.models import Item, ItemLabel, Label, LabelDecision, LabelGroup
@@ -113,6 +117,34 @@ def _restore(item_ids_states: dict[int, dict]) -> None:
         for item_id, state in item_ids_states.items()])
 
 
+# --- audit ------------------------------------------------------------------------------------
+
+def _label_names(label_ids: Iterable[int]) -> list[str]:
+    """"group: label" for each id, sorted (one query; none for no ids)."""
+    ids = set(label_ids)
+    if not ids:
+        return []
+    query = (select(LabelGroup.name, Label.name).join(Label.group).where(Label.id.in_(ids)))
+    return sorted(f"{group}: {label}" for group, label in db.session.execute(query))
+
+
+def _audit_decision(action: str, item: Item, before: dict, after: dict, **extra) -> None:
+    """Record a decision or its undo: the labels that became human and the labels that went."""
+    human_before = {e["label_id"] for e in before["labels"] if e["source"] == "human"}
+    added = {e["label_id"] for e in after["labels"]
+             if e["source"] == "human" and e["label_id"] not in human_before}
+    removed = ({e["label_id"] for e in before["labels"]}
+               - {e["label_id"] for e in after["labels"]})
+    with db.session.no_autoflush:  # the names are read before the change is written
+        added_names, removed_names = _label_names(added), _label_names(removed)
+    detail = {"item": item.name, "status": after["status"], **extra}
+    if added_names:
+        detail["added"] = added_names
+    if removed_names:
+        detail["removed"] = removed_names
+    audit.record(action, "item", item.id, detail)
+
+
 # --- single decisions -------------------------------------------------------------------------
 
 def _chosen_labels(label_ids: Iterable[int]) -> list[Label]:
@@ -149,6 +181,20 @@ def _set_human_labels(item: Item, labels: list[Label], user: str, now: datetime)
                                          created_at=now))
 
 
+def _lock(item: Item) -> None:
+    """Take the item's row lock, then read it afresh, so that decisions on one item run one after
+    the other and each sees what the one before wrote.
+
+    Two staff shown the same queue item decide on it at the same moment: without the lock both
+    read "pending" and both write, the later silently overwriting the first (or failing on label
+    rows the first removed). The suggestion batch locks its rows the same way. The UPDATE is the
+    lock (SELECT ... FOR UPDATE does nothing on SQLite, where a write is what serialises).
+    """
+    db.session.execute(update(Item).where(Item.id == item.id).values(updated_at=utcnow()),
+                       execution_options={"synchronize_session": False})
+    db.session.expire(item)  # status, reviewer and labels reload, as committed before the lock
+
+
 def decide(item: Item, action: str, label_ids: Iterable[int], user: str) -> LabelDecision:
     """Record one decision on ``item`` and return its ``LabelDecision`` (committed).
 
@@ -160,6 +206,7 @@ def decide(item: Item, action: str, label_ids: Iterable[int], user: str) -> Labe
     """
     if action not in ACTIONS:
         raise LabellingError(f"Unknown action “{action}”: use one of {', '.join(ACTIONS)}.")
+    _lock(item)
     if action != "edit" and item.status != "pending":
         raise AlreadyReviewed(f"“{item.name}” was already {item.status} by "
                              f"{item.reviewed_by or 'someone'}; it left the queue.")
@@ -182,6 +229,7 @@ def decide(item: Item, action: str, label_ids: Iterable[int], user: str) -> Labe
     decision = LabelDecision(item_id=item.id, action=action, before=before, after=snapshot(item),
                              created_by=user, created_at=now)
     db.session.add(decision)
+    _audit_decision(f"label.{action}", item, before, decision.after)
     db.session.commit()
     return decision
 
@@ -209,6 +257,8 @@ def undo(decision_id: int) -> LabelDecision:
                           "Edit the item instead.")
     _restore({item.id: decision.before})
     decision.undone_at = utcnow()
+    _audit_decision("label.undo", item, decision.after, decision.before,
+                    undid=decision.action, decision=decision.id)
     db.session.commit()
     db.session.expire_all()  # the restore ran as Core statements behind the ORM's back
     return decision
@@ -304,6 +354,9 @@ def bulk_apply(item_ids: Iterable[int], label_id: int, user: str) -> tuple[str, 
              "after": _bulk_after(state, label, siblings, user, now), "created_by": user,
              "created_at": now} for item_id, state in todo.items()])
         changed += len(ids)
+    if changed:
+        audit.record("label.bulk_apply", "batch", batch_id,
+                     {"label": f"{group.name}: {label.name}", "count": changed})
     db.session.commit()
     return batch_id, changed
 
@@ -340,6 +393,9 @@ def undo_batch(batch_id: str) -> tuple[int, int]:
             LabelDecision.batch_id == batch_id).limit(1))
         raise LabellingError("That bulk action was already undone." if exists else
                              "There is no such bulk action.")
+    if restored:
+        audit.record("label.bulk_undo", "batch", batch_id,
+                     {"label": batch_label(batch_id), "count": restored, "refused": refused})
     db.session.commit()
     db.session.expire_all()
     return restored, refused

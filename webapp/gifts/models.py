@@ -371,9 +371,14 @@ class Client(db.Model):
     #: True for clients generated for the demo and tests.
     synthetic: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Optimistic locking: every ORM UPDATE checks and bumps it, so two staff editing the same
+    #: client cannot silently overwrite each other (the second save raises StaleDataError).
+    version: Mapped[int] = mapped_column(server_default=text("1"))
 
     gifts: Mapped[list[Gift]] = relationship(back_populates="client",
                                              order_by="Gift.created_at.desc()")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class Gift(db.Model):

@@ -44,6 +44,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from ml import labels as engine
 from ml.items import ItemData
+from webapp import audit
 from webapp.auth.models import utcnow
 from webapp.extensions import db
 from webapp.gifts.cli import gifts_cli
@@ -173,15 +174,17 @@ def _name_taken(name: str, rule_id: int | None) -> bool:
 
 
 def save_rule(row: Rule, name: str, priority: int, condition: dict, label_ids: Iterable[int],
-              enabled: bool = True, user: str | None = None) -> Rule:
-    """Create or update ``row``; validated by the engine, stored normalised.
+              enabled: bool = True, user: str | None = None, *, restored: bool = False) -> Rule:
+    """Create or update ``row``; validated by the engine, stored normalised, audited.
 
+    ``restored`` marks the creation as the undo of a delete, in the audit log.
     Raises RuleError (invalid) or DuplicateRuleName (another rule has the name, any case).
     """
     labels = labels_by_id(label_ids)
     checked = validate(name, priority, condition, labels, enabled, row.id or 0)
     if _name_taken(checked.name, row.id):
         raise DuplicateRuleName(f"There is already a rule called “{checked.name}”.")
+    before = rule_values(row) if row.id is not None else None
     row.name, row.priority, row.enabled = checked.name, checked.priority, checked.enabled
     row.condition = checked.condition_dict()
     row.labels = labels
@@ -189,6 +192,9 @@ def save_rule(row: Rule, name: str, priority: int, condition: dict, label_ids: I
         row.created_by = user
     db.session.add(row)
     try:
+        if before is None:
+            db.session.flush()  # the new rule's id, for the audit event
+        _audit_saved(row, before, restored)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -196,8 +202,23 @@ def save_rule(row: Rule, name: str, priority: int, condition: dict, label_ids: I
     return row
 
 
+def _audit_saved(row: Rule, before: dict | None, restored: bool) -> None:
+    """``rule.create`` for a new rule, or ``rule.update`` naming the fields that changed."""
+    if before is None:
+        audit.record("rule.create", "rule", row.id, {"name": row.name, "priority": row.priority,
+                                                     "enabled": row.enabled,
+                                                     **({"restored": True} if restored else {})})
+        return
+    after = rule_values(row)
+    changed = [key for key in after if after[key] != before[key]]
+    audit.record("rule.update", "rule", row.id, {"name": row.name, "changed": changed})
+
+
 def set_enabled(row: Rule, enabled: bool) -> Rule:
     """Switch a rule on or off (its labels on items stay until rules are applied again)."""
+    if row.enabled != enabled:
+        audit.record("rule.enable" if enabled else "rule.disable", "rule", row.id,
+                     {"name": row.name})
     row.enabled = enabled
     db.session.commit()
     return row
@@ -216,6 +237,8 @@ def move(row: Rule, direction: str) -> Rule:
         row.priority += -1 if direction == "up" else 1
     else:
         row.priority, other.priority = other.priority, row.priority
+    audit.record("rule.move", "rule", row.id, {"name": row.name, "direction": direction,
+                                               "priority": row.priority})
     db.session.commit()
     return row
 
@@ -233,6 +256,7 @@ def delete_rule(row: Rule) -> dict:
     until rules are applied again.
     """
     values = rule_values(row)
+    audit.record("rule.delete", "rule", row.id, {"name": row.name})
     db.session.delete(row)
     db.session.commit()
     return values
@@ -242,7 +266,7 @@ def restore_rule(values: dict, user: str | None = None) -> Rule:
     """Undo a delete: a new rule with the old values (DuplicateRuleName if the name was taken
     meanwhile, RuleError if its labels are gone)."""
     return save_rule(Rule(), values["name"], values["priority"], values["condition"],
-                     values["label_ids"], values["enabled"], user)
+                     values["label_ids"], values["enabled"], user, restored=True)
 
 
 # --- Preview ---------------------------------------------------------------------------------
@@ -544,6 +568,9 @@ def apply_rules_command() -> None:
     def progress(percent: int, message: str) -> None:
         click.echo(f"{percent:3d}% {message}", err=True)
 
+    # The page's button is audited as its job is queued; here there is no job, so say it now.
+    audit.record("rules.apply", "rule", detail={"job": None})
+    db.session.commit()
     result = apply_rules_task(progress)
     groups = ", ".join(result["groups"]) or "none"
     rules_applied = f"{result['rules']} rule{'' if result['rules'] == 1 else 's'}"

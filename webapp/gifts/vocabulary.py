@@ -16,7 +16,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
-from wtforms import BooleanField, FloatField, IntegerField, StringField
+from wtforms import BooleanField, FloatField, StringField
 from wtforms.validators import (
     DataRequired,
     InputRequired,
@@ -27,6 +27,7 @@ from wtforms.validators import (
 )
 
 from webapp.extensions import db
+from webapp.fields import IntegerField
 from webapp.gifts import bp
 from webapp.gifts.models import (
     LABEL_MAX,

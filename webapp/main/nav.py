@@ -31,7 +31,8 @@ NAV = (
     NavItem("tavern.index", "Tavern", ("host", "staff"), "Game catalogue and suggestions."),
     NavItem("gifts.index", "Gifts", ("staff",), "Items, labels and gift recommendations."),
     NavItem("admin.models", "Models", (), "Retrain, compare and roll back models."),
-    NavItem("admin.users", "Users", (), "Accounts and roles."),
+    NavItem("admin.users", "Users", (), "Accounts, roles and API tokens."),
+    NavItem("admin.audit_log", "Audit", (), "Who changed labels, rules, models and users."),
 )
 
 

@@ -7,11 +7,12 @@ import math
 from dataclasses import dataclass
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField
+from wtforms import SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import NumberRange
 
 from ml import dough as dough_ml
+from webapp.fields import IntegerField
 from webapp.ml_bridge import KindSpec, serve
 from webapp.pizzeria.models import night_rows, pizzeria_settings
 

@@ -75,9 +75,25 @@ def unknown_styles(gameplay) -> list[str]:
 
 
 def recommend(budget: str, gameplay: tuple[str, ...], n: int = games_ml.TOP_N):
-    """The top ``n`` games for a party, with the model version that ranked them."""
+    """The top ``n`` active games for a party, with the model version that ranked them.
+
+    The served model knows the games of its training run: one deactivated or deleted since stays
+    in it until the next retrain. So games without an active card (``webapp.tavern.cards``,
+    cached per worker) are dropped, and while that leaves fewer than ``n`` the model is asked
+    for twice as many, up to all its games. Fewer than ``n`` (or none) may come back.
+    """
+    from webapp.tavern.cards import cards
+
     served = serve("games")
-    return served.model.top_n(budget, gameplay, n), served.version
+    model, total, ask = served.model, len(served.model.classes_), n
+    while True:
+        ranked = model.top_n(budget, gameplay, min(ask, total))
+        shown = cards(suggestion.name for suggestion in ranked)
+        kept = [suggestion for suggestion in ranked if suggestion.name in shown]
+        # The usual case, a whole catalogue active, costs one ranking of n games.
+        if len(kept) >= n or len(ranked) >= total:
+            return kept[:n], served.version
+        ask *= 2
 
 
 SPEC = KindSpec(
@@ -92,6 +108,7 @@ SPEC = KindSpec(
     lower_is_better=False,
     param_form=GamesTrainForm,
     metric_labels={"hit_rate_at_5": "Hit rate@5", "precision_at_5": "Precision@5",
-                   "baseline_hit_rate_at_5": "Popular@5"},
+                   "baseline_hit_rate_at_5": "Popular hit@5",
+                   "baseline_precision_at_5": "Popular precision@5"},
     algorithms=games_ml.ALGORITHMS,
 )

@@ -7,13 +7,14 @@ from wtforms import (
     BooleanField,
     DateField,
     FloatField,
-    IntegerField,
     SelectField,
     SelectMultipleField,
     StringField,
     widgets,
 )
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
+
+from webapp.fields import IntegerField
 
 MAX_RESERVATIONS = 10_000
 

@@ -19,6 +19,7 @@ from wtforms import StringField
 from wtforms.validators import AnyOf, InputRequired
 
 from webapp import jobs
+from webapp.csv_import import text_upload
 from webapp.extensions import htmx
 from webapp.htmx import render_page_or_block, trigger, wants_fragment
 from webapp.pizzeria import bp
@@ -44,10 +45,12 @@ CHANGED = "imports-changed"
 
 
 def file_validators(required: bool) -> list:
-    """Validators of one upload: present (if ``required``), .csv/.txt, not empty, not too big."""
+    """Validators of one upload: present (if ``required``), .csv/.txt, text (not an image,
+    workbook or program), not empty, not too big."""
     return [
         *([FileRequired("Choose a file to upload.")] if required else []),
         FileAllowed(EXTENSIONS, "Only .csv and .txt files can be imported."),
+        text_upload,
         FileSize(max_size=sys.maxsize, min_size=1, message="The file is empty."),
         FileSize(max_size=MAX_FILE_BYTES,
                  message=f"The file is larger than {MEGABYTES} MB; split it into smaller files."),

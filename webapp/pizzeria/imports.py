@@ -31,11 +31,15 @@ from sqlalchemy.exc import IntegrityError
 from webapp import jobs
 from webapp.auth.models import utcnow
 from webapp.csv_import import (
+    SNIFF_BYTES,
     Record,
     Reject,
+    binary_problem,
+    column_list,
     decode,
     normalise_name,
     records,
+    repeated_names,
     report_csv,
     sniff_delimiter,
 )
@@ -74,6 +78,9 @@ FIELDS = ("reservations", "doughs", "temperature", "holiday", "event_note")
 FIELD_LABELS = {"reservations": "reservations", "doughs": "doughs",
                 "temperature": "temperature (°C)", "holiday": "holiday",
                 "event_note": "event note"}
+#: Columns as notes name them, where their own name would read oddly.
+COLUMN_LABELS = {"datetime": "date or date-time", "party_size": "party size",
+                 "event_note": "event note"}
 SOURCE_LABELS = {"nightly": "the nightly CSV", "reservations": "the reservations export",
                  "pos": "the point-of-sale export"}
 
@@ -214,18 +221,50 @@ def resolve_columns(header: list[str], spec: tuple[Column, ...],
             f"{_capital(SOURCE_LABELS[source])} is missing the column(s) {wanted}. "
             f"Columns found in its header: {found_names or 'none'}{more}."
         )
-    problems = []
+    problems, explained = _header_notes(header, names, spec, positions, source)
     used = set(positions.values())
-    duplicates = sorted({names[i] for i in used if names.count(names[i]) > 1})
-    if duplicates:
-        problems.append(f"In {SOURCE_LABELS[source]}, the column(s) {', '.join(duplicates)} "
-                        "appear more than once; the first of each was used.")
-    unused = [name.strip() for i, name in enumerate(header) if i not in used and name.strip()]
+    unused = [name.strip() for i, name in enumerate(header)
+              if i not in used and i not in explained and name.strip()]
     if unused:
         listed = ", ".join(_shorten(name, 40) for name in unused[:20])
         problems.append(f"Columns not used from {SOURCE_LABELS[source]}: {listed}"
                         f"{' …' if len(unused) > 20 else ''}.")
     return positions, problems
+
+
+def _header_notes(header: list[str], names: list[str], spec: tuple[Column, ...],
+                  positions: dict[str, int], source: str) -> tuple[list[str], set[int]]:
+    """Notes on the columns a used column was chosen over, and the positions they explain.
+
+    A header given twice keeps its first column ("first wins"); a column named by two
+    synonyms keeps the one earlier in the synonym list (a date before a date-time). Either way
+    the preview says which column was used, so no column is mapped silently.
+    """
+    label = SOURCE_LABELS[source]
+    repeated = repeated_names(names)
+    notes, explained = [], set()
+    for column in spec:
+        if column.name not in positions:
+            continue
+        position = positions[column.name]
+        chosen = _shorten(header[position].strip(), 40)
+        found = repeated.get(names[position])
+        if found:
+            times = "twice" if len(found) == 2 else f"{len(found)} times"
+            notes.append(f"Line 1 of {label} names {chosen!r} {times} (columns "
+                         f"{column_list(found)}): the first, column {found[0]}, was used and "
+                         "the others were left out.")
+            explained.update(i - 1 for i in found)
+        others = [i for i, name in enumerate(names)
+                  if name in column.synonyms and name != names[position]]
+        if others:
+            listed = ", ".join(f"{_shorten(header[i].strip(), 40)!r} (column {i + 1})"
+                               for i in others)
+            notes.append(f"Line 1 of {label}: {listed} also name{'s' if len(others) == 1 else ''}"
+                         f" the {COLUMN_LABELS.get(column.name, column.name)}; {chosen!r} (column "
+                         f"{position + 1}) was used.")
+            explained.update(others)
+    return notes, explained
 
 
 @dataclass
@@ -243,6 +282,9 @@ class _Table:
 
 def open_table(data: bytes, spec: tuple[Column, ...], source: str) -> _Table:
     """Decode ``data``, find its header and columns; ImportFileError when it cannot be used."""
+    problem = binary_problem(data[:SNIFF_BYTES], _capital(SOURCE_LABELS[source]))
+    if problem:
+        raise ImportFileError(problem)
     text, problems = decode(data)
     if not text.strip():
         raise ImportFileError(f"{_capital(SOURCE_LABELS[source])} is empty.")
@@ -724,8 +766,8 @@ def start_import(kind: str, files: list[tuple[str, str, bytes]],
         job, _ = jobs.enqueue(JOB_KIND, {"batch_id": batch.id}, dedupe_key=f"{JOB_KIND}:{batch.id}",
                               created_by=created_by, subject=batch.id)
     except jobs.QueueUnavailable as error:
-        batch.status, batch.error = "failed", str(error)
-        db.session.commit()
+        _fail_batch(batch.id, str(error))
+        db.session.refresh(batch)
         return batch
     batch.job_id = job.id
     db.session.commit()
@@ -794,8 +836,13 @@ def sync_with_job(batch: ImportBatch) -> None:
 
 
 def _fail_batch(batch_id: str, error: str) -> None:
+    """Mark the batch failed with ``error`` and drop its files' bytes: a failed batch is never
+    read again, and what was uploaded (an export naming guests, or not a CSV at all) is not
+    kept."""
     db.session.execute(update(ImportBatch).where(ImportBatch.id == batch_id)
                        .values(status="failed", error=error, updated_at=utcnow()))
+    db.session.execute(update(ImportFile).where(ImportFile.batch_id == batch_id)
+                       .values(payload=None))
     db.session.commit()
 
 

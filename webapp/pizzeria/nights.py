@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 from sqlalchemy.orm.exc import StaleDataError
 from wtforms.fields.choices import SelectChoice
 
@@ -19,6 +19,12 @@ CHANGED = "nights-changed"  # a night was added: the table and the summary refre
 COUNTS_CHANGED = "night-counts-changed"
 #: The excluded weekdays changed: every row's training status may differ, so the table refreshes.
 STATUSES_CHANGED = "night-statuses-changed"
+#: The weekday filter's values (Monday=0).
+WEEKDAY_VALUES = frozenset(str(number) for number in range(len(service.WEEKDAYS)))
+#: A delete of a night that changed since its row was loaded (nothing is deleted).
+STALE_DELETE = ("This night was changed by someone else since you loaded it, so it was not "
+                "deleted: reload to see it as it is now, then delete it again if you still "
+                "want to.")
 
 
 def filter_form() -> NightFilterForm:
@@ -34,7 +40,10 @@ def filter_form() -> NightFilterForm:
 def page_context(form: NightForm | None = None, **extra) -> dict:
     """Everything the nights page shows."""
     filters = filter_form()
-    weekday = int(filters.weekday.data) if (filters.weekday.data or "").isdigit() else None
+    # Only the seven choices count: a huge number overflowed the query, and "²" is a digit to
+    # str.isdigit but not to int().
+    weekday = filters.weekday.data
+    weekday = int(weekday) if weekday in WEEKDAY_VALUES else None
     try:
         query = service.nights_query(filters.month.data or None, weekday)
     except ValueError:
@@ -153,13 +162,37 @@ def night_update(night_id: int):
     return render_row(night, "night_edit_row", status=422, editing_id=night.id, edit_form=form)
 
 
+def refuse_stale_delete():
+    """409, nothing deleted: the night changed since its row was loaded.
+
+    With htmx the message goes to the flash region; without JavaScript the page shows the
+    night as it is now, whose Delete then carries the current version.
+    """
+    if wants_fragment():
+        abort(409, STALE_DELETE)
+    flash(STALE_DELETE, "error")
+    return render_page_or_block(TEMPLATE, "nights_table", status=409, **page_context())
+
+
 @bp.route("/nights/<int:night_id>/delete", methods=["POST"])
 def night_delete(night_id: int):
-    """Delete a night; the row turns into an Undo that can bring it back."""
+    """Delete a night; the row turns into an Undo that can bring it back.
+
+    Optimistic locking, as for edits: the Delete form carries the version its row showed, and a
+    night saved (or imported over) since is not deleted (409). A missing or garbled version
+    cannot prove what was seen, so it is refused too.
+    """
     night = db.get_or_404(Night, night_id)
+    if posted_version() != night.version:
+        return refuse_stale_delete()
     values = service.night_values(night)
     db.session.delete(night)
-    db.session.commit()
+    try:
+        db.session.commit()  # DELETE … WHERE id = ? AND version = ?
+    except StaleDataError:
+        # Saved by someone else between our read and our DELETE: version_id_col caught it.
+        db.session.rollback()
+        return refuse_stale_delete()
     if not wants_fragment():
         flash(f"Night {values['date']:%Y-%m-%d} deleted.", "info")
         return redirect(url_for("pizzeria.nights"), code=303)

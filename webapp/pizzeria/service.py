@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from webapp.extensions import db
 from webapp.pizzeria.models import Night, PizzeriaSettings
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTH_RE = re.compile(r"[0-9]{4}-[0-9]{2}")
 NIGHT_FIELDS = ("date", "reservations", "doughs", "temperature", "holiday", "event_note",
                 "excluded")
 
@@ -28,6 +30,9 @@ def weekday_of(column):
 
 def month_bounds(month: str) -> tuple[dt.date, dt.date]:
     """First and last day of ``YYYY-MM``; ValueError for anything else."""
+    # Checked first: a year of eleven digits overflowed ``date`` (OverflowError, a 500).
+    if not MONTH_RE.fullmatch(month):
+        raise ValueError(f"Not a month (YYYY-MM): {month[:20]!r}")
     year, number = (int(part) for part in month.split("-"))
     return dt.date(year, number, 1), dt.date(year, number, calendar.monthrange(year, number)[1])
 
@@ -44,15 +49,15 @@ def nights_query(month: str | None = None, weekday: int | None = None):
 
 
 def months_with_nights() -> list[str]:
-    """Every ``YYYY-MM`` that has at least one night, newest first (for the filter)."""
-    first, last = db.session.execute(select(func.min(Night.date), func.max(Night.date))).one()
-    if first is None:
-        return []
-    months, cursor = [], dt.date(last.year, last.month, 1)
-    while cursor >= dt.date(first.year, first.month, 1):
-        months.append(cursor.strftime("%Y-%m"))
-        cursor = (cursor - dt.timedelta(days=1)).replace(day=1)
-    return months
+    """Every ``YYYY-MM`` that has at least one night, newest first (for the filter).
+
+    Read from the nights themselves, not every month between the first and the last: one
+    night typed as 0001-01-01 made that a list (and a select) of 120,000 months.
+    """
+    year, month = extract("year", Night.date), extract("month", Night.date)
+    rows = db.session.execute(select(year, month).distinct()
+                              .order_by(year.desc(), month.desc()))
+    return [f"{int(y):04d}-{int(m):02d}" for y, m in rows]
 
 
 def training_status(night: Night, settings: PizzeriaSettings) -> tuple[bool, str]:

@@ -16,3 +16,19 @@ document.addEventListener("htmx:afterSettle", function (event) {
   var movedOn = active && active !== document.body && active.id !== focusAtRequest;
   if (invalid && !movedOn) { invalid.focus(); }
 });
+
+// Conditions on htmx triggers, sent as plain events. htmx compiles a trigger filter such as
+// keyup[key=='Escape'] with Function(), which the Content Security Policy refuses (no
+// 'unsafe-eval'; htmx-config sets allowEval to false), so templates listen for these instead:
+//   curate:escape     Escape was released (keyup, as the filter was): an editing row cancels.
+//   curate:row-click  a click not on a link nor inside .actions: a row opens its editor.
+// Each bubbles up from the element the user acted on, so an element hears only its own.
+function dispatchCurateEvent(target, name) {
+  target.dispatchEvent(new CustomEvent(name, { bubbles: true }));
+}
+document.addEventListener("keyup", function (event) {
+  if (event.key === "Escape") { dispatchCurateEvent(event.target, "curate:escape"); }
+});
+document.addEventListener("click", function (event) {
+  if (!event.target.closest("a, .actions")) { dispatchCurateEvent(event.target, "curate:row-click"); }
+});

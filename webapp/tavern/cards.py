@@ -6,6 +6,10 @@ template, so each worker keeps the cards it has shown, for as long as a worker m
 model (``MODEL_CHECK_SECONDS``): an edit to the catalogue reaches the front desk within the same
 delay as a retrained model does. Only the games actually shown are cached, so a large catalogue
 costs no more than a small one.
+
+Only active games have a card. The served model keeps suggesting a game deactivated (or deleted)
+since its training until the next retrain, so "has a card" is what decides whether a suggestion
+is shown (``webapp.ml_bridge.games.recommend``).
 """
 
 from __future__ import annotations
@@ -33,16 +37,21 @@ class Card:
 
 
 class CardCache:
-    """Cards by game name, all dropped together once they are ``max_age`` seconds old."""
+    """Cards by game name, all dropped together once they are ``max_age`` seconds old.
+
+    A name without an active game is remembered too (as None): the live list asks the model for
+    more games than it shows and drops the inactive ones, and that must not cost a query per
+    tick once a game is deactivated.
+    """
 
     def __init__(self, max_age: float) -> None:
         self.max_age = max_age
         self._lock = threading.Lock()
-        self._cards: dict[str, Card] = {}
+        self._cards: dict[str, Card | None] = {}
         self._born = time.monotonic()
 
     def cards(self, names: Iterable[str]) -> dict[str, Card]:
-        """The cards of ``names``; games missing from the catalogue are left out."""
+        """The cards of ``names``; games inactive or missing from the catalogue are left out."""
         names = list(names)
         with self._lock:
             if time.monotonic() - self._born >= self.max_age:
@@ -51,16 +60,17 @@ class CardCache:
         missing = [name for name in names if name not in found]
         if missing:
             loaded = load_cards(missing)
+            fetched = {name: loaded.get(name) for name in missing}
             with self._lock:
-                self._cards.update(loaded)
-            found.update(loaded)
-        return found
+                self._cards.update(fetched)
+            found.update(fetched)
+        return {name: card for name, card in found.items() if card is not None}
 
 
 def load_cards(names: list[str]) -> dict[str, Card]:
-    """The cards of ``names`` from the database (one query)."""
+    """The cards of the active games among ``names``, from the database (one query)."""
     query = (select(Game.id, Game.name, Game.console, Game.price_per_hour, Game.cover_filename)
-             .where(Game.name.in_(names)))
+             .where(Game.name.in_(names), Game.active))
     return {row.name: Card(row.id, row.console, f"{row.price_per_hour:.2f}",
                            url_for("tavern.cover", name=row.cover_filename)
                            if row.cover_filename else None)
@@ -68,7 +78,8 @@ def load_cards(names: list[str]) -> dict[str, Card]:
 
 
 def cards(names: Iterable[str]) -> dict[str, Card]:
-    """The cards of ``names``, from this worker's cache when they are fresh enough."""
+    """The cards of the active games among ``names``, from this worker's cache when they are
+    fresh enough."""
     cache = current_app.extensions.get("tavern_cards")
     if cache is None:
         cache = current_app.extensions.setdefault(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, IntegerField, RadioField
+from wtforms import HiddenField, RadioField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import AnyOf, InputRequired, Length
+from wtforms.validators import AnyOf, InputRequired, Length, NumberRange
 
 from ml.games import BUDGETS
+from webapp.extensions import MAX_ID
+from webapp.fields import IntegerField
 from webapp.pizzeria.forms import MultiCheckboxField
 
 BUDGET_LABELS = {"cheap": "Cheap (under the cheap limit)", "standard": "Standard",
@@ -40,7 +42,10 @@ class SuggestForm(FlaskForm):
 class PickForm(FlaskForm):
     """'They picked this': the game, and the query and suggestions it came from."""
 
-    game_id = IntegerField("Game", validators=[InputRequired(message="Choose the game.")])
+    game_id = IntegerField("Game", validators=[
+        InputRequired(message="Choose the game."),
+        # An id no row can have (20 digits was a 500: SQLite cannot bind it).
+        NumberRange(min=1, max=MAX_ID, message="Choose a game of the catalogue.")])
     budget = HiddenField(validators=[AnyOf(BUDGETS)])
     gameplay = HiddenField(validators=[Length(max=2000)])
     suggested = HiddenField(validators=[Length(max=5000)])

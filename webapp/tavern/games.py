@@ -8,12 +8,16 @@ back to the catalogue, or shows the whole page with the errors (422).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 
 from flask import abort, current_app, flash, redirect, request, send_file, url_for
 from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
 from wtforms.fields.choices import SelectChoice
 
+from webapp.auth.models import utcnow
 from webapp.extensions import db
 from webapp.htmx import render_page_or_block, trigger, wants_fragment
 from webapp.tavern import bp, covers, service
@@ -25,7 +29,13 @@ from webapp.tavern.forms import (
     GameForm,
     RestoreGameForm,
 )
-from webapp.tavern.models import GAME_NAME_MAX, Game, GameplayStyle, tavern_settings
+from webapp.tavern.models import (
+    GAME_NAME_MAX,
+    UNKNOWN_CONSOLE,
+    Game,
+    GameplayStyle,
+    tavern_settings,
+)
 
 TEMPLATE = "tavern/games.html"
 #: A game was added: the results and the bucket counts refresh.
@@ -39,6 +49,8 @@ BUDGET_CHANGED = "budget-changed"
 LIST_ARGS = ("q", "style", "budget", "status", "page")
 #: Covers are cached by the browser: a new cover gets a new name, so a name never changes.
 COVER_MAX_AGE = 7 * 24 * 3600
+#: A one-click change (activate, cover) that lost a race with another save of the same game.
+RACED = "Someone else saved this game at the same moment, so nothing was changed. Try again."
 
 
 def style_choices() -> list[SelectChoice]:
@@ -173,22 +185,91 @@ def game_edit(game_id: int):
     return render_edit_row(game_or_404(game_id))
 
 
+def posted_version() -> int | None:
+    """The version the edit row was loaded with, or None when missing or not a number."""
+    return request.form.get("version", type=int)
+
+
+def their_values(game: Game, form: GameForm) -> dict[str, str]:
+    """The stored values of ``game`` that differ from what ``form`` holds, as the row shows them.
+
+    A field with errors always differs: what was typed there cannot be compared.
+    """
+    stored = {"name": game.name, "console": game.console, "price_per_hour": game.price_per_hour,
+              "styles": {style.id for style in game.styles}}
+    typed = {"name": service.clean_name(form.name.data),
+             "console": service.clean_name(form.console.data) or UNKNOWN_CONSOLE,
+             "price_per_hour": form.price_per_hour.data, "styles": set(form.styles.data or ())}
+    shown = {"name": game.name, "console": game.console,
+             "price_per_hour": f"{game.price_per_hour:.2f}",
+             "styles": ", ".join(game.style_names) or "–"}
+    return {name: shown[name] for name in stored
+            if form[name].errors or typed[name] != stored[name]}
+
+
+def render_conflict(game: Game, form: GameForm):
+    """409: someone saved this game meanwhile; show their values beside the ones typed here.
+
+    The row stays in edit mode with the typed values (nothing is lost) and the current version
+    in its Save form, so Save mine now overwrites knowingly; Reload theirs drops the typed values.
+    ``form.theirs`` carries the other side to the row macro (the page's blocks pass only the form).
+    """
+    form.theirs = their_values(game, form)
+    return render_edit_row(game, status=409, form=form)
+
+
+def save_edit(game: Game, form: GameForm) -> None:
+    """Save the edit row's values to ``game`` (commits); raises DuplicateName or StaleDataError."""
+    # Always an UPDATE of the game's own row, so a change of its styles alone (another table)
+    # is checked against, and bumps, the version too.
+    game.updated_at = utcnow()
+    # One flush, at the commit: an autoflush by save_game's queries would UPDATE (and bump the
+    # version) twice.
+    with db.session.no_autoflush:
+        service.save_game(game, form.name.data, form.console.data, form.price_per_hour.data,
+                          form.styles.data or [])
+
+
 @bp.route("/games/<int:game_id>", methods=["POST"])
 def game_update(game_id: int):
-    """Save an edited row; errors come back in the row with 422."""
+    """Save an edited row; errors come back in the row with 422, edit conflicts with 409.
+
+    Optimistic locking: the row carries the version it was loaded with. A missing or garbled
+    version cannot prove the editor saw the latest values, so it is treated as a conflict.
+    """
     game = game_or_404(game_id)
     form = with_style_choices(GameForm())
-    if form.validate_on_submit():
+    valid = form.validate_on_submit()
+    if posted_version() != game.version:
+        return render_conflict(game, form)
+    if valid:
         try:
-            service.save_game(game, form.name.data, form.console.data,
-                              form.price_per_hour.data, form.styles.data or [])
+            save_edit(game, form)
         except service.DuplicateName as error:
+            db.session.rollback()  # drop the pending updated_at: the 422 keeps the stored version
             form.name.errors.append(str(error))
+        except StaleDataError:
+            # Saved by someone else between our read and our UPDATE: version_id_col caught it.
+            db.session.rollback()
+            return render_conflict(game_or_404(game_id), form)
         else:
             if not wants_fragment():
                 return back_to_list(f"“{game.name}” saved.")
             return trigger(render_row(game), COUNTS_CHANGED)
     return render_edit_row(game, status=422, form=form)
+
+
+@contextmanager
+def refused_if_raced(on_refusal: Callable[[], object] | None = None) -> Iterator[None]:
+    """Turn a save that lost a race (StaleDataError: the game changed between this request's
+    read and its UPDATE) into a 409 that changes nothing; ``on_refusal`` undoes side effects."""
+    try:
+        yield
+    except StaleDataError:
+        db.session.rollback()
+        if on_refusal is not None:
+            on_refusal()
+        abort(409, RACED)
 
 
 @bp.route("/games/<int:game_id>/active", methods=["POST"])
@@ -198,7 +279,8 @@ def game_active(game_id: int):
     form = ActiveForm()
     if not form.validate_on_submit():
         abort(422, "Say whether the game is active: yes or no.")
-    service.set_active(game, form.active.data == "yes")
+    with refused_if_raced():
+        service.set_active(game, form.active.data == "yes")
     if not wants_fragment():
         state = "active" if game.active else "inactive"
         return back_to_list(f"“{game.name}” is {state}.")
@@ -245,7 +327,9 @@ def cover_upload(game_id: int):
     form = CoverForm()
     if not form.validate_on_submit():
         return render_edit_row(game, status=422, cover_form=form)
-    service.set_cover(game, covers.store_cover(form.cover.data.read()))
+    name = covers.store_cover(form.cover.data.read())
+    with refused_if_raced(partial(covers.discard, name)):
+        service.set_cover(game, name)
     if not wants_fragment():
         return back_to_list(f"Cover of “{game.name}” saved.")
     return render_row(game)
@@ -255,7 +339,8 @@ def cover_upload(game_id: int):
 def cover_remove(game_id: int):
     """Go back to the placeholder (the file waits in the trash for the grace period)."""
     game = game_or_404(game_id)
-    service.set_cover(game, None)
+    with refused_if_raced():
+        service.set_cover(game, None)
     if not wants_fragment():
         return back_to_list(f"Cover of “{game.name}” removed.", "info")
     return render_row(game)

@@ -12,7 +12,10 @@ Two formats, told apart by the header (names matched case-insensitively, any pun
 
 Importing is an upsert by name (any case): a new name adds a game, a known one is updated when
 anything differs and reported unchanged otherwise, so importing the same file twice changes
-nothing. Styles the vocabulary lacks are created. Every bad row is reported with its physical
+nothing. Styles the vocabulary lacks are created. A header that names a column the import uses
+twice (``price, Price``) gets the file refused, since the import writes at once and there is
+no preview to catch the wrong pick; a column named by two synonyms (``name`` and ``title``)
+keeps the earlier synonym, and the result says which. Every bad row is reported with its physical
 line (the header is line 1) and the good rows are kept; only a file that cannot be used at all
 raises ``CatalogueFileError``. Files are capped (``MAX_ROWS``) because the import runs within
 the request: 10,000 rows take well under a few seconds.
@@ -29,15 +32,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from webapp.auth.models import utcnow
 from webapp.csv_import import (
+    SNIFF_BYTES,
     Reject,
+    binary_problem,
+    column_list,
     decode,
     normalise_name,
     records,
+    repeated_names,
     report_csv,
     sniff_delimiter,
 )
@@ -99,6 +106,8 @@ PLAIN = FileFormat("plain", {
     "price": ("price", "price_per_hour", "rental_cost", "cost"),
     "gameplay": ("gameplay", "gameplay_types", "gameplay_styles", "styles", "style"),
 }, required=("name", "price"))
+COLUMN_LABELS = {"name": "game's name", "console": "console", "price": "price per hour",
+                 "gameplay": "gameplay styles"}
 FORMAT_LABELS = {"reference": "Gamedrop reference CSV", "plain": "plain CSV"}
 
 
@@ -164,12 +173,50 @@ def detect_format(header: list[str]) -> tuple[FileFormat, dict[str, int], list[s
             "The file's header names neither the reference columns (game_name, console_name, "
             "rental_cost, gameplay_types) nor the plain ones (name, price, and optionally "
             f"console and gameplay). Columns found: {found}.")
-    unused = [name.strip() for i, name in enumerate(header)
-              if i not in positions.values() and name.strip()]
+    _refuse_repeated(header, names, positions)
     problems = [f"Read as a {FORMAT_LABELS[file_format.name]}."]
+    explained: set[int] = set()
+    for column, position in positions.items():
+        note = _synonym_note(header, names, file_format.columns[column], column, position,
+                             explained)
+        if note:
+            problems.append(note)
+    unused = [name.strip() for i, name in enumerate(header)
+              if i not in positions.values() and i not in explained and name.strip()]
     if unused:
         problems.append(f"Columns not used: {', '.join(_shorten(n, 40) for n in unused[:20])}.")
     return file_format, positions, problems
+
+
+def _synonym_note(header: list[str], names: list[str], synonyms: tuple[str, ...], column: str,
+                  position: int, explained: set[int]) -> str | None:
+    """A note when other columns name ``column`` too (``name`` and ``title``): the synonym
+    earlier in the list was used, and the note says so; their positions go to ``explained``."""
+    others = [i for i, name in enumerate(names) if name in synonyms and name != names[position]]
+    if not others:
+        return None
+    explained.update(others)
+    listed = ", ".join(f"{_shorten(header[i].strip(), 40)!r} (column {i + 1})" for i in others)
+    return (f"Line 1: {listed} also name{'s' if len(others) == 1 else ''} the "
+            f"{COLUMN_LABELS[column]}; {_shorten(header[position].strip(), 40)!r} "
+            f"(column {position + 1}) was used.")
+
+
+def _refuse_repeated(header: list[str], names: list[str], positions: dict[str, int]) -> None:
+    """CatalogueFileError when a column the import uses is named twice in the header.
+
+    The import writes at once (there is no preview to check), so the file is refused rather
+    than one of the two columns picked.
+    """
+    repeated = repeated_names(names)
+    for position in sorted(positions.values()):
+        found = repeated.get(names[position])
+        if found:
+            times = "twice" if len(found) == 2 else f"{len(found)} times"
+            raise CatalogueFileError(
+                f"Line 1 (the header) names {_shorten(header[position].strip(), 40)!r} {times} "
+                f"(columns {column_list(found)}), so it is not clear which column to import. "
+                "Rename or remove the others, then import the file again. Nothing was changed.")
 
 
 def parse_price(text: str) -> Decimal:
@@ -249,6 +296,9 @@ def parse_catalogue(data: bytes) -> ParsedCatalogue:
     A name seen again is a bad row (the first good one counts). Raises CatalogueFileError when
     the file has no usable header or more than ``MAX_ROWS`` rows.
     """
+    problem = binary_problem(data[:SNIFF_BYTES])
+    if problem:
+        raise CatalogueFileError(problem)
     text, problems = decode(data)
     rows = _data_records(text)
     header = next(rows, None)
@@ -377,10 +427,16 @@ def _write(added: list[dict], updated: list[dict], new_styles: dict[str, str]) -
               "created_at": now, "updated_at": now} for game in added])
         game_ids.update({key: game_id for game_id, key in inserted})
     if updated:
-        db.session.execute(update(Game), [
-            {"id": game["id"], "name": game["name"], "name_key": name_key(game["name"]),
-             "console": game["console"], "price_per_hour": game["price"], "updated_at": now}
-            for game in updated])
+        # Core, not the ORM's bulk UPDATE by primary key, which would demand each row's loaded
+        # version (version_id_col); bumping the version tells an inline editor who loaded the
+        # game before that it changed.
+        table = Game.__table__
+        db.session.execute(
+            update(table).where(table.c.id == bindparam("game_id"))
+            .values(version=table.c.version + 1),
+            [{"game_id": game["id"], "name": game["name"], "name_key": name_key(game["name"]),
+              "console": game["console"], "price_per_hour": game["price"], "updated_at": now}
+             for game in updated])
         for chunk in _chunks([game["id"] for game in updated]):
             db.session.execute(delete(game_gameplay).where(game_gameplay.c.game_id.in_(chunk)))
         game_ids.update({name_key(game["name"]): game["id"] for game in updated})

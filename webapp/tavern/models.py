@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     false,
     select,
+    text,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -95,10 +96,15 @@ class Game(db.Model):
     cover_filename: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: Optimistic locking: every ORM UPDATE checks and bumps it, so two staff editing the same
+    #: game cannot silently overwrite each other (the second save raises StaleDataError).
+    version: Mapped[int] = mapped_column(server_default=text("1"))
 
     #: Loaded with the game in one extra query per page of games, never one per row.
     styles: Mapped[list[GameplayStyle]] = relationship(
         secondary=game_gameplay, lazy="selectin", order_by=GameplayStyle.name_key)
+
+    __mapper_args__ = {"version_id_col": version}
 
     @property
     def style_names(self) -> tuple[str, ...]:

@@ -31,13 +31,14 @@ def suggestion_context(form: SuggestForm) -> dict:
         suggestions, version = games_bridge.recommend(budget, known)
     except ModelUnavailable as error:
         return {"suggestions": [], "unavailable": str(error), "version": None, "unknown": []}
-    names = [s.name for s in suggestions]
-    shown = cards(names)
+    # The bridge kept only games with an active card; the same per-worker cache answers here.
+    shown = cards(s.name for s in suggestions)
     # Plain values prepared here: the same work in Jinja filters cost more than the model.
     rows = [Shown(s.name, s.score, int(s.score * 100 + 0.5), "; ".join(s.reasons),
-                  shown.get(s.name))
-            for s in suggestions]
-    return {"suggestions": rows, "suggested_names": "|".join(names), "version": version,
+                  shown[s.name])
+            for s in suggestions if s.name in shown]
+    return {"suggestions": rows, "suggested_names": "|".join(row.name for row in rows),
+            "version": version,
             "unavailable": None, "unknown": unknown, "budget": budget, "gameplay": known}
 
 
@@ -85,6 +86,11 @@ def suggestions():
     return page(SuggestForm(request.args))
 
 
+def names(joined: str | None) -> list[str]:
+    """``"A|B"`` as ``["A", "B"]``; a field the form did not send (None) as no names."""
+    return [name for name in (joined or "").split("|") if name]
+
+
 @bp.route("/picks", methods=["POST"])
 def record_pick():
     """Store what the party picked, with what they asked for and what was suggested."""
@@ -95,10 +101,12 @@ def record_pick():
     game = db.session.get(Game, form.game_id.data)
     if game is None:
         abort(422, "The pick could not be recorded: that game is not in the catalogue.")
+    if not game.active:
+        abort(422, f"The pick could not be recorded: {game.name} is not offered any more "
+                   "(inactive in the catalogue).")
     db.session.add(GamePick(
         created_by=current_user.username, budget=form.budget.data,
-        gameplay=[name for name in form.gameplay.data.split("|") if name],
-        suggested=[name for name in form.suggested.data.split("|") if name],
+        gameplay=names(form.gameplay.data), suggested=names(form.suggested.data),
         game_id=game.id, game_name=game.name, model_version=form.model_version.data or None))
     db.session.commit()
     if not wants_fragment():
