@@ -12,6 +12,7 @@ from pathlib import Path
 from flask import Flask
 
 from webapp import config as config_module
+from webapp.extensions import IdConverter
 from webapp.security import trust_proxy_headers
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +27,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         template_folder=str(PROJECT_ROOT / "templates"),
     )
     configure(app, test_config or {})
+    # Before any route is added: every <int:id> is bounded to what an id column holds.
+    app.url_map.converters["int"] = IdConverter
     init_extensions(app)
     register_blueprints(app)
     register_hooks(app)
@@ -114,10 +117,11 @@ def register_hooks(app: Flask) -> None:
     from webapp.errors import register_error_handlers
     from webapp.htmx import add_vary_header
     from webapp.main.nav import inject_model_badge, inject_nav
-    from webapp.security import add_security_headers
+    from webapp.security import add_security_headers, refuse_nul_and_nameless_fields
     from webapp.templating import register_template_globals
 
     app.before_request(require_login)
+    app.before_request(refuse_nul_and_nameless_fields)
     app.after_request(add_vary_header)
     app.after_request(add_security_headers)
     app.context_processor(inject_nav)

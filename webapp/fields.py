@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import wtforms
 
-from webapp.extensions import MAX_ID
+#: The largest integer any column holds (64 bits).
+LARGEST = 2**63 - 1
 
 
 class IntegerField(wtforms.IntegerField):
@@ -18,6 +19,6 @@ class IntegerField(wtforms.IntegerField):
     def process_formdata(self, valuelist) -> None:
         """Parse as WTForms does, then refuse a number no 64-bit column holds."""
         super().process_formdata(valuelist)
-        if self.data is not None and not -MAX_ID - 1 <= self.data <= MAX_ID:
+        if self.data is not None and not -LARGEST - 1 <= self.data <= LARGEST:
             self.data = None
             raise ValueError(self.gettext("Not a valid integer value."))

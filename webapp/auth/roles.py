@@ -59,7 +59,9 @@ def require_login():
     login_url = url_for("auth.login", next=request.full_path.rstrip("?"))
     if htmx:
         # A fragment must not be swapped with the login page: ask htmx to navigate instead.
-        return "", 401, {"HX-Redirect": login_url}
+        # The short text is for any other client that sends HX-Request (it is never swapped).
+        return ("Log in to continue.", 401,
+                {"HX-Redirect": login_url, "Content-Type": "text/plain; charset=utf-8"})
     return redirect(login_url)
 
 

@@ -120,12 +120,14 @@ class BriefForm(FlaskForm):
             raise ValidationError("The highest budget must be at least the lowest.")
 
     def client(self) -> Client | None:
-        """The chosen client, if any."""
+        """The chosen client, if any (none for garbage, or an id no row can have: the
+        database cannot even look that up)."""
         try:
-            return db.session.get(Client, int(self.client_id.data)) if self.client_id.data \
-                else None
+            client_id = int(self.client_id.data) if self.client_id.data else None
         except (TypeError, ValueError):
             return None
+        return db.session.get(Client, client_id) if client_id and 0 < client_id <= MAX_ID \
+            else None
 
     def brief(self, received: frozenset[int] = frozenset()) -> gifts_ml.Brief:
         """The brief as ``ml.gifts`` reads it (call after validation)."""
@@ -153,7 +155,7 @@ class SaveGiftForm(FlaskForm):
 
     def parsed_lines(self) -> list[tuple[int, int]]:
         """(item id, quantity) pairs; ValueError when the field was tampered with (an id no
-        row can have included: SQLite cannot even look it up)."""
+        row can have included: the database cannot even look it up)."""
         pairs = []
         for part in (self.lines.data or "").split("|"):
             item_id, _, quantity = part.partition(":")

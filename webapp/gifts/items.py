@@ -30,6 +30,7 @@ from webapp.gifts.models import (
     LabelDecision,
     name_key,
 )
+from webapp.gifts.prices import MAX_PRICE
 from webapp.gifts.queue import label_groups
 from webapp.htmx import render_page_or_block, trigger, wants_fragment
 
@@ -41,6 +42,12 @@ FILTER_ARGS = ("q", "vendor", "category", "status", "has_label", "lacks_label", 
 CHANGED = "items-changed"
 #: Choices lists stay short enough for a select; beyond this the rest are not offered.
 MAX_CHOICES = 500
+
+
+#: A price filter's checks. Bounded above too: PostgreSQL cannot compare a price column with
+#: 1E+999999999 (a 500), and NaN cannot be compared at all.
+PRICE_CHECKS = (finite, NumberRange(min=0, message="A price cannot be negative."),
+                NumberRange(max=MAX_PRICE, message=f"Give a price up to {MAX_PRICE}."))
 
 
 class ItemFilterForm(FlaskForm):
@@ -60,10 +67,8 @@ class ItemFilterForm(FlaskForm):
     lacks_label = SelectField("Lacks label", choices=[], validate_choice=False)
     source = SelectField("Labelled by", validate_choice=False, choices=[
         SelectChoice("", "Any source"), *(SelectChoice(source) for source in SOURCES)])
-    price_min = DecimalField("Price from", places=2, validators=[
-        Optional(), finite, NumberRange(min=0, message="A price cannot be negative.")])
-    price_max = DecimalField("Price up to", places=2, validators=[
-        Optional(), finite, NumberRange(min=0, message="A price cannot be negative.")])
+    price_min = DecimalField("Price from", places=2, validators=[Optional(), *PRICE_CHECKS])
+    price_max = DecimalField("Price up to", places=2, validators=[Optional(), *PRICE_CHECKS])
 
 
 class BulkForm(FlaskForm):
@@ -143,7 +148,7 @@ def conditions(form: ItemFilterForm) -> list:
 
 def _int(value) -> int | None:
     """A label id from a select, or None for "any" / garbage / a number no id can be (a
-    hand-edited ``?has_label=`` of 20 digits was a 500)."""
+    hand-edited ``?has_label=`` past ``MAX_ID`` was a 500)."""
     try:
         number = int(value) if value not in (None, "") else None
     except (TypeError, ValueError):

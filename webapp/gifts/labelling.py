@@ -25,7 +25,7 @@ from sqlalchemy import delete, insert, select, update
 
 from webapp import audit
 from webapp.auth.models import utcnow
-from webapp.extensions import db
+from webapp.extensions import MAX_ID, db
 from webapp.gifts.models import Item, ItemLabel, Label, LabelDecision, LabelGroup
 
 #: The decisions a person makes in the queue (bulk ones come from the items table).
@@ -150,6 +150,8 @@ def _audit_decision(action: str, item: Item, before: dict, after: dict, **extra)
 def _chosen_labels(label_ids: Iterable[int]) -> list[Label]:
     """The labels asked for, checked: every id exists, one label at most per single group."""
     wanted = {int(label_id) for label_id in label_ids}
+    if any(not 0 < label_id <= MAX_ID for label_id in wanted):  # no row; SQL cannot bind it
+        raise LabellingError("A chosen label no longer exists: reload the page and try again.")
     labels = list(db.session.scalars(select(Label).where(Label.id.in_(wanted)))) if wanted else []
     if len(labels) != len(wanted):
         raise LabellingError("A chosen label no longer exists: reload the page and try again.")

@@ -46,7 +46,7 @@ from ml import labels as engine
 from ml.items import ItemData
 from webapp import audit
 from webapp.auth.models import utcnow
-from webapp.extensions import db
+from webapp.extensions import MAX_ID, db
 from webapp.gifts.cli import gifts_cli
 from webapp.gifts.models import Item, ItemLabel, Label, LabelGroup, Rule
 from webapp.gifts.sources import live_sources
@@ -149,8 +149,12 @@ def label_choices() -> list[tuple[LabelGroup, list[Label]]]:
 
 
 def labels_by_id(label_ids: Iterable[int]) -> list[Label]:
-    """The labels with these ids (unknown ids are dropped), with their groups."""
-    ids = set(label_ids)
+    """The labels with these ids (unknown ids are dropped), with their groups.
+
+    An id past ``MAX_ID`` names no row and the database cannot even bind it, so it is dropped
+    before the query like any other unknown id.
+    """
+    ids = {label_id for label_id in label_ids if 0 < label_id <= MAX_ID}
     if not ids:
         return []
     query = select(Label).options(joinedload(Label.group)).where(Label.id.in_(ids))

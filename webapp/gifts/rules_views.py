@@ -21,7 +21,6 @@ from wtforms import (
     Form,
     FormField,
     HiddenField,
-    IntegerField,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -33,6 +32,7 @@ from ml import labels as engine
 from webapp import jobs
 from webapp.auth.models import utcnow
 from webapp.extensions import db
+from webapp.fields import IntegerField  # WTForms' own, bounded to what a column holds
 from webapp.gifts import bp, rules
 from webapp.gifts.models import Rule
 from webapp.htmx import render_page_or_block, trigger, wants_fragment
@@ -408,6 +408,9 @@ def rule_restore(rule_id: int):
                       "enabled": form.enabled.data, "condition": json.loads(form.condition.data),
                       "label_ids": form.labels.data or []}
             row = rules.restore_rule(values, current_user.username)
+        except RecursionError:  # json.loads on a condition nested thousands deep
+            db.session.rollback()
+            notice = "The Undo's condition is nested too deeply. Nothing was restored."
         except (ValueError, engine.RuleError, rules.DuplicateRuleName) as error:
             db.session.rollback()
             notice = f"{error} Nothing was restored."

@@ -44,7 +44,7 @@ class PickForm(FlaskForm):
 
     game_id = IntegerField("Game", validators=[
         InputRequired(message="Choose the game."),
-        # An id no row can have (20 digits was a 500: SQLite cannot bind it).
+        # An id no row can have was a 500 (the database cannot compare it with an id).
         NumberRange(min=1, max=MAX_ID, message="Choose a game of the catalogue.")])
     budget = HiddenField(validators=[AnyOf(BUDGETS)])
     gameplay = HiddenField(validators=[Length(max=2000)])
