@@ -87,14 +87,15 @@ def trust_proxy_headers(app: Flask) -> None:
 
 def refuse_nul_and_nameless_fields() -> None:
     """``before_request``: 400 for a NUL character in the path or in any query or form name or
-    value, or a form field with no name.
+    value or upload file name, or a form field with no name.
 
     PostgreSQL refuses NUL in text (a 500) where SQLite stores it, so without this the same
     input behaved differently per database; a multipart part whose name holds a line break
     reaches the forms with the name None. Both were found by the form fuzzing. Uploaded files
     are not looked at: their bytes are the importers' business.
     """
-    if "\x00" in request.path:
+    if "\x00" in request.path or any("\x00" in (upload.filename or "")
+                                      for upload in request.files.values()):
         abort(400, "The request holds a NUL character, which Curate does not accept.")
     for pairs in (request.args, request.form):
         for name, value in pairs.items(multi=True):
