@@ -160,3 +160,17 @@ def table_of(statement: str) -> str:
     if "FROM" in statement:
         return statement.split("FROM")[-1].split()[0]
     return statement.split("(")[0].strip()
+
+
+def tear_down_app(app) -> None:
+    """Let a running job finish, then empty the tables and close the app's pooled connections
+    (each test builds its own engine on the session database)."""
+    from webapp.extensions import db
+
+    backend = app.extensions.get("curate_jobs", {}).get("backend")
+    if backend is not None:
+        backend.shutdown()
+    with app.app_context():
+        db.session.remove()
+        clear_tables(db)
+        db.engine.dispose()

@@ -11,13 +11,12 @@ import pytest
 from tests.support import (
     TEST_PASSWORD,
     base_test_config,
-    clear_tables,
     fresh_database,
     make_user,
+    tear_down_app,
     upgrade_database,
 )
 from webapp import create_app
-from webapp.extensions import db
 
 
 @pytest.fixture(scope="session")
@@ -42,13 +41,7 @@ def app(app_config):
     """A Curate app on the session database, emptied after the test."""
     app = create_app(app_config)
     yield app
-    backend = app.extensions.get("curate_jobs", {}).get("backend")
-    if backend is not None:
-        backend.shutdown()  # let a running job finish before the tables are emptied
-    with app.app_context():
-        db.session.remove()
-        clear_tables(db)
-        db.engine.dispose()  # close pooled connections; each test builds its own engine
+    tear_down_app(app)
 
 
 @pytest.fixture

@@ -22,11 +22,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.support import base_test_config, clear_tables, make_user
+from tests.support import base_test_config, make_user, tear_down_app
 from webapp import create_app
 from webapp.api.openapi import SPEC
 from webapp.auth import tokens
-from webapp.extensions import db
 
 SPEC_URL = "/api/v1/openapi.json"
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -51,13 +50,7 @@ def api_app(database_url, tmp_path_factory, request):
     assert result.exit_code == 0, result.output
     yield app
     report_cases(request)
-    backend = app.extensions.get("curate_jobs", {}).get("backend")
-    if backend is not None:
-        backend.shutdown()
-    with app.app_context():
-        db.session.remove()
-        clear_tables(db)
-        db.engine.dispose()
+    tear_down_app(app)
 
 
 def report_cases(request) -> None:

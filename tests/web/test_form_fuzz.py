@@ -66,9 +66,9 @@ from wtforms.validators import AnyOf, Length, NumberRange
 from tests.support import (
     TEST_PASSWORD,
     base_test_config,
-    clear_tables,
     make_user,
     skip_or_fail,
+    tear_down_app,
     wait_for_job,
 )
 from tests.web.test_access_matrix import ACCESS, Token
@@ -787,13 +787,7 @@ def fuzz(database_url, tmp_path_factory, request):
     yield types.SimpleNamespace(app=app, clients=clients, fields=fields, pool=pool,
                                 seeding_jobs=job_ids(app))
     report(request)
-    backend = app.extensions.get("curate_jobs", {}).get("backend")
-    if backend is not None:
-        backend.shutdown()
-    with app.app_context():
-        db.session.remove()
-        clear_tables(db)
-        db.engine.dispose()
+    tear_down_app(app)
 
 
 def job_ids(app) -> set[str]:
