@@ -1,4 +1,5 @@
-"""One-row settings tables, created race-free on first use."""
+"""Race-free inserts: one-row settings tables created on first use, and rows two writers may
+both insert."""
 
 from __future__ import annotations
 
@@ -6,6 +7,16 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from webapp.extensions import db
+
+
+def insert_skipping_conflicts(table, index_elements: list[str]):
+    """INSERT … ON CONFLICT (``index_elements``) DO NOTHING, in the engine's own dialect.
+
+    For writers that may race another writer of the same rows: the later one skips the rows
+    the earlier one committed instead of failing on the unique constraint.
+    """
+    insert = postgresql_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing(index_elements=index_elements)
 
 
 def singleton_row(model, defaults: dict):
@@ -16,9 +27,8 @@ def singleton_row(model, defaults: dict):
     """
     row = db.session.get(model, 1)
     if row is None:
-        insert = postgresql_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-        db.session.execute(insert(model.__table__).values(id=1, **defaults)
-                           .on_conflict_do_nothing(index_elements=["id"]))
+        db.session.execute(insert_skipping_conflicts(model.__table__, ["id"])
+                           .values(id=1, **defaults))
         db.session.commit()
         row = db.session.get(model, 1)
     return row

@@ -371,6 +371,59 @@ def test_an_activation_during_the_batch_makes_it_start_over(app, client, auth, w
         assert model_versions_written() == {first}
 
 
+def test_a_label_saved_during_the_batch_is_kept_and_the_batch_goes_on(app, client, auth,
+                                                                      workbench, monkeypatch):
+    """A person labels an item between the batch's read and its write (or a second run
+    overlaps this one): the batch skips the pair already there instead of failing on the
+    unique (item, label) constraint, and the person's label stays."""
+    from dataclasses import replace
+
+    from webapp.gifts import suggest
+
+    auth.login("admin")
+    with app.app_context():
+        version = retrain(client)[0].result["version"]
+        real_plan = suggest.make_plan
+        raced = []
+
+        class PersonLabelsMeanwhile:
+            """The active model, but a person saves its first suggestion as they read it."""
+
+            def __init__(self, model):
+                self.model = model
+                self.groups = model.groups
+
+            def assess(self, items, groups):
+                assessment = self.model.assess(items, groups)
+                plan = planned[0]
+                for row_index, suggested in enumerate(assessment.suggestions):
+                    if suggested and not raced:
+                        label = suggested[0][0]
+                        item_id = pending_ids[row_index]
+                        db.session.add(ItemLabel(item_id=item_id, label_id=plan.label_ids[label],
+                                                 source="human", created_by="staff"))
+                        db.session.flush()
+                        raced.append((item_id, label))
+                return assessment
+
+        def plan_with_a_person():
+            plan = real_plan()
+            plan = replace(plan, model=PersonLabelsMeanwhile(plan.model))
+            planned[:] = [plan]
+            return plan
+
+        planned: list = []
+        pending_ids = sorted(db.session.scalars(select(Item.id).where(Item.status == "pending")))
+        monkeypatch.setattr(suggest, "make_plan", plan_with_a_person)
+        result = suggest.suggest_task(lambda percent, message: None)
+
+        assert raced, "the model suggested nothing to race with"
+        item_id, label = raced[0]
+        assert result["version"] == version and result["items"] == PENDING
+        assert label in rows_by_source(item_id)["human"]
+        assert label not in rows_by_source(item_id).get("model", set())
+
+
 def test_training_reads_only_human_labels(app):
     """Rule and model labels on an accepted item teach the model nothing: an item with only
     those is a "none applies" example, and an item with a human label too gives that one."""

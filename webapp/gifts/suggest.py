@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import click
-from sqlalchemy import bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import bindparam, delete, exists, func, select, update
 from sqlalchemy.orm import selectinload
 
 from webapp import jobs, registry
@@ -39,6 +39,7 @@ from webapp.gifts.cli import gifts_cli
 from webapp.gifts.models import Item, ItemLabel, LabelGroup
 from webapp.gifts.rules import ITEM_COLUMNS, item_data
 from webapp.gifts.sources import KIND, live_sources
+from webapp.singletons import insert_skipping_conflicts
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,6 @@ BATCH = 2000
 MAX_ROUNDS = 3
 #: Certainty a rule's label gives its group (``ml.labels.RULE_CONFIDENCE``'s meaning).
 RULE_CERTAINTY = 0.5
-#: A Core INSERT (executemany), not the ORM's bulk insert, whose per-row bookkeeping took a third
-#: of a batch on SQLite (bench/gifts_suggest.py).
-INSERT_LABELS = insert(ItemLabel.__table__)
 #: One executemany per batch sets every item's uncertainty.
 #: ``label_id + 0`` in per-batch filters: it keeps the planner on the item_id index (2000 items)
 #: instead of the (label_id, source) index, which on SQLite meant reading every suggestion of
@@ -62,6 +60,17 @@ INSERT_LABELS = insert(ItemLabel.__table__)
 UNINDEXED_LABEL = ItemLabel.label_id + 0
 ITEM_UNCERTAINTY = (update(Item.__table__).where(Item.__table__.c.id == bindparam("item"))
                     .values(uncertainty=bindparam("value")))
+
+
+def _insert_labels():
+    """A Core INSERT (executemany), not the ORM's bulk insert, whose per-row bookkeeping took a
+    third of a batch on SQLite (bench/gifts_suggest.py).
+
+    It skips an (item, label) pair that is already there: a person may label the item between
+    the batch's read and its write (their label wins), and a second run may overlap this one
+    (``flask demo load`` runs the suggestions while the activation's job does the same).
+    """
+    return insert_skipping_conflicts(ItemLabel.__table__, ["item_id", "label_id"])
 
 
 def enqueue_suggestions(version: str | None = None, by: str | None = None):
@@ -197,7 +206,7 @@ def suggest_batch(plan: SuggestPlan, rows: list, counts: SuggestCounts) -> None:
         uncertainty = 1.0 - sum(certainties) / len(certainties) if certainties else 1.0
         uncertainties.append({"item": row.id, "value": uncertainty})
     if inserts:
-        db.session.execute(INSERT_LABELS, inserts)
+        db.session.execute(_insert_labels(), inserts)
     db.session.execute(ITEM_UNCERTAINTY, uncertainties)
     counts.items += len(rows)
     counts.labels += len(inserts)
