@@ -12,7 +12,7 @@ from pathlib import Path
 from flask import Flask
 
 from webapp import config as config_module
-from webapp.extensions import IdConverter
+from webapp.extensions import MAX_ID, IdConverter
 from webapp.security import trust_proxy_headers
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -73,9 +73,15 @@ def init_extensions(app: Flask) -> None:
         tune_sqlite(db.engine)
 
     @login_manager.user_loader
-    def load_user(user_id: str):
+    def load_user(session_id: str):
+        # "id:stamp" (User.get_id): a session from before a password reset finds no user.
+        user_id, _, stamp = session_id.partition(":")
+        if not (user_id.isascii() and user_id.isdigit() and 0 < int(user_id) <= MAX_ID):
+            return None
         user = db.session.get(User, int(user_id))
-        return user if user is not None and user.active else None
+        if user is None or not user.active or not user.holds_session(stamp):
+            return None
+        return user
 
 
 def tune_sqlite(engine) -> None:

@@ -156,6 +156,38 @@ def test_reset_a_password_shows_the_new_one_once(app, client, htmx_client, auth)
     assert response.status_code == 422
 
 
+def test_a_password_reset_ends_the_sessions_opened_with_the_old_one(app, client, htmx_client,
+                                                                   auth):
+    """Whoever knew the old password is logged out everywhere; the new one logs in."""
+    from tests.support import TEST_PASSWORD
+
+    auth.ensure_user("staff")
+    theirs = app.test_client()
+    assert theirs.post("/login", data={"username": "test-staff",
+                                       "password": TEST_PASSWORD}).status_code == 303
+    assert theirs.get("/tavern/").status_code == 200
+    auth.login("admin")
+    response = htmx_client.post(f"/admin/users/{user_id(app, 'test-staff')}/password")
+    new = response.get_data(as_text=True).split('<code class="secret">', 1)[1].split("</code>")[0]
+
+    assert theirs.get("/tavern/").status_code == 302  # to the login page
+    assert client.get("/admin/users").status_code == 200  # the admin stays logged in
+    again = app.test_client()
+    assert again.post("/login", data={"username": "test-staff", "password": new}).status_code == 303
+    assert again.get("/tavern/").status_code == 200
+
+
+def test_a_session_cookie_without_a_password_stamp_is_not_a_login(app, client, auth):
+    """A cookie holding only an id (or a stamp of another password) loads nobody."""
+    auth.ensure_user("staff")
+    staff_id = user_id(app, "test-staff")
+    for forged in (str(staff_id), f"{staff_id}:{'0' * 32}", f"{2**40}:x", "²:x", ":"):
+        with client.session_transaction() as session:
+            session["_user_id"] = forged
+            session["_fresh"] = True
+        assert client.get("/tavern/").status_code == 302, forged
+
+
 def test_reset_password_command(app, runner):
     with app.app_context():
         from tests.support import make_user

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
@@ -44,6 +46,23 @@ class User(UserMixin, db.Model):
     def check_password(self, password: str) -> bool:
         """True when ``password`` matches the stored hash."""
         return check_password_hash(self.password_hash, password)
+
+    def get_id(self) -> str:
+        """What the session cookie carries: the id and a stamp of the current password.
+
+        A new password changes the stamp, so a reset ends every session opened with the old
+        one (Flask-Login's "alternative token"): whoever knew it is logged out everywhere.
+        """
+        return f"{self.id}:{self.session_stamp()}"
+
+    def session_stamp(self) -> str:
+        """A digest of the password hash: it changes with the password, and the cookie (signed,
+        not encrypted) never carries the hash itself."""
+        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:32]
+
+    def holds_session(self, stamp: str) -> bool:
+        """True when ``stamp`` (from a session cookie) was made with the current password."""
+        return hmac.compare_digest(stamp, self.session_stamp())
 
     def __repr__(self) -> str:
         return f"<User {self.username} ({self.role})>"
