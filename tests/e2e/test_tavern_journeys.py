@@ -1,5 +1,6 @@
 """Tavern journeys: ticking styles (with the mouse, or the keyboard alone) updates the top 5
-live; the host records a suggested pick, or a game that was not suggested."""
+live; the host records a suggested pick, or a game that was not suggested (also before any
+model is trained)."""
 
 from __future__ import annotations
 
@@ -90,26 +91,59 @@ def test_host_ticks_styles_with_the_keyboard_only(page, live_app):
     assert page.evaluate("window.__sameDocument") is True
 
 
-def test_host_records_a_game_that_was_not_suggested(page, live_app):
-    from webapp.tavern.models import GamePick
+def record_something_else(page, game: str) -> None:
+    """Record a pick with "They picked something else" and wait for the confirmation."""
+    page.get_by_label("They picked something else").select_option(label=game)
+    page.locator("#picks").get_by_role("button", name="Record").click()
+    expect(page.locator("#picks")).to_contain_text(f"Recorded: they picked {game}.")
 
-    load_tavern_demo(live_app)
+
+def ask_as_host(page, budget: str, style: str):
+    """Log in as a host and tick a budget and one style; returns the suggestions' section."""
     log_in(page, "host")
     page.goto("/tavern/")
-    page.get_by_label("Cheap").check()
-    page.get_by_label("Puzzle", exact=True).check()
-    suggestions = page.locator("#suggestions")
+    page.get_by_label(budget).check()
+    page.get_by_label(style, exact=True).check()
+    return page.locator("#suggestions")
+
+
+def the_real_pick():
+    """The one pick a person recorded (the demo's synthetic ones aside)."""
+    from webapp.tavern.models import GamePick
+
+    return db.session.scalar(select(GamePick).where(GamePick.synthetic.is_(False)))
+
+
+def test_host_records_a_game_that_was_not_suggested(page, live_app):
+    load_tavern_demo(live_app)
+    suggestions = ask_as_host(page, "Cheap", "Puzzle")
     expect(suggestions).to_contain_text("for a cheap budget · Puzzle")
     shown = suggestions.locator(".suggestion").evaluate_all(
         "items => items.map(item => item.dataset.game)")
     assert len(shown) == 5 and "Elden Ring" not in shown
-    page.get_by_label("They picked something else").select_option(label="Elden Ring")
-    page.locator("#picks").get_by_role("button", name="Record").click()
-    expect(page.locator("#picks")).to_contain_text("Recorded: they picked Elden Ring.")
+    record_something_else(page, "Elden Ring")
     expect(page.locator("#picks li").first).to_contain_text("Elden Ring cheap · Puzzle")
     with live_app.app_context():
-        pick = db.session.scalar(select(GamePick).where(GamePick.synthetic.is_(False)))
+        pick = the_real_pick()
         assert (pick.game_name, pick.budget, pick.gameplay, pick.suggested, pick.created_by) == (
             "Elden Ring", "cheap", ["Puzzle"], shown, "host")
         assert pick.model_version
+        db.session.remove()
+
+
+def test_host_records_a_pick_before_any_model_is_trained(page, live_app):
+    """No list yet, but the party's choice is still worth keeping (it trains the first model)."""
+    from webapp.tavern.demo import load_demo_games
+
+    with live_app.app_context():
+        load_demo_games()
+        db.session.remove()
+    suggestions = ask_as_host(page, "Premium", "Puzzle")
+    expect(suggestions).to_contain_text("No suggestions yet")
+    expect(suggestions.locator('#suggest-query input[name="gameplay"]')).to_have_value("Puzzle")
+    record_something_else(page, "Elden Ring")
+    with live_app.app_context():
+        pick = the_real_pick()
+        assert (pick.game_name, pick.budget, pick.gameplay, pick.suggested, pick.model_version) == (
+            "Elden Ring", "premium", ["Puzzle"], [], None)
         db.session.remove()

@@ -26,6 +26,15 @@ def test_empty_state_without_games_or_model(htmx_client, auth):
     assert b"games model not trained yet" in response.data
 
 
+def test_the_empty_state_keeps_the_query_for_a_pick_of_another_game(htmx_client, auth):
+    """With no list to pick from, "They picked something else" still sends the query."""
+    auth.login("host")
+    response = htmx_client.get("/tavern/suggestions?budget=cheap&gameplay=Puzzle")
+    query = response.get_data(as_text=True).split('id="suggest-query"', 1)[1].split("</div>")[0]
+    assert 'name="budget" value="cheap"' in query
+    assert 'name="gameplay" value="Puzzle"' in query
+
+
 def test_ticking_styles_changes_the_top_5(htmx_client, auth, demo):
     auth.login("host")
     adventure = htmx_client.get("/tavern/suggestions?budget=premium&gameplay=Adventure&gameplay=RPG")

@@ -30,7 +30,9 @@ def suggestion_context(form: SuggestForm) -> dict:
         known = tuple(name for name in gameplay if name not in unknown)
         suggestions, version = games_bridge.recommend(budget, known)
     except ModelUnavailable as error:
-        return {"suggestions": [], "unavailable": str(error), "version": None, "unknown": []}
+        # The query still goes with a pick of a game that was not suggested (there were none).
+        return {"suggestions": [], "unavailable": str(error), "version": None, "unknown": [],
+                "budget": budget, "gameplay": gameplay}
     # The bridge kept only games with an active card; the same per-worker cache answers here.
     shown = cards(s.name for s in suggestions)
     # Plain values prepared here: the same work in Jinja filters cost more than the model.
