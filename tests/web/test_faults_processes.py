@@ -237,6 +237,21 @@ def wait_until_stale(app, job_id: str) -> None:
             time.sleep(0.1)
 
 
+@contextmanager
+def a_retrain_held_mid_fit(app, htmx_client, hold: Path, tmp_path: Path):
+    """A held worker with one activated version, then a second retrain held inside its fit.
+
+    Yields the worker, the first version, the held job and the pid of the horse fitting it.
+    """
+    with worker_process(app, tmp_path, "tests.web.test_faults_processes:held_worker_app()") \
+            as worker:
+        first = retrain_on_worker(app, htmx_client, worker).result["version"]
+        hold.touch()
+        with app.app_context():
+            job = press_retrain(htmx_client)
+        yield worker, first, job, wait_until_fitting(app, job.id, hold, worker)
+
+
 @pytest.fixture
 def nights(app):
     """A year of demo nights: enough to train the dough model."""
@@ -248,13 +263,7 @@ def test_a_sigkilled_work_horse_fails_its_job_at_once_and_the_worker_goes_on(
         rq_config, app, client, htmx_client, auth, nights, hold, tmp_path, capsys):
     """The out-of-memory killer's case: the horse dies, its worker survives and says so."""
     auth.login("admin")
-    with worker_process(app, tmp_path, "tests.web.test_faults_processes:held_worker_app()") \
-            as worker:
-        first = retrain_on_worker(app, htmx_client, worker).result["version"]
-        hold.touch()
-        with app.app_context():
-            job = press_retrain(htmx_client)
-        horse = wait_until_fitting(app, job.id, hold, worker)
+    with a_retrain_held_mid_fit(app, htmx_client, hold, tmp_path) as (worker, first, job, horse):
         assert horse != worker.pid  # RQ forked a work-horse for the job
 
         os.kill(horse, signal.SIGKILL)
@@ -283,13 +292,7 @@ def test_a_sigkilled_worker_and_horse_leave_a_job_the_reaper_fails(
         rq_config, app, client, htmx_client, auth, nights, hold, tmp_path, noticed_by, capsys):
     """Worker and horse die together: nobody is left to say so; the stopped heartbeat does."""
     auth.login("admin")
-    with worker_process(app, tmp_path, "tests.web.test_faults_processes:held_worker_app()") \
-            as worker:
-        first = retrain_on_worker(app, htmx_client, worker).result["version"]
-        hold.touch()
-        with app.app_context():
-            job = press_retrain(htmx_client)
-        horse = wait_until_fitting(app, job.id, hold, worker)
+    with a_retrain_held_mid_fit(app, htmx_client, hold, tmp_path) as (worker, first, job, horse):
         os.kill(worker.pid, signal.SIGKILL)  # the worker first, so it cannot report the horse
         assert worker.wait(timeout=PATIENCE) == -signal.SIGKILL
         os.kill(horse, signal.SIGKILL)
