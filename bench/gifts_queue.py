@@ -23,7 +23,6 @@ import os
 import random
 import re
 import secrets
-import socket
 import subprocess
 import tempfile
 import threading
@@ -42,8 +41,10 @@ from bench.hotswap import (
     Client,
     cpu_seconds,
     database,
+    free_port,
     healthy,
     percentile,
+    stop,
 )
 from bench.suite import Goal, suite_args
 
@@ -197,9 +198,7 @@ ACCESS_FORMAT = "%(m)s %(U)s %(s)s %(D)s"
 def gunicorn(env: dict, workers: int, tmp: Path):
     """Serve the instance on a free loopback port with an access log that records how long each
     request took inside the worker; yield (port, log path, master pid); always stop it."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log, output = tmp / "access.log", tmp / "gunicorn.log"
     import gunicorn as package
 
@@ -218,12 +217,7 @@ def gunicorn(env: dict, workers: int, tmp: Path):
             time.sleep(0.1)
         yield port, log, server.pid
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 def worker_times(log: Path, offset: int) -> tuple[list[float], int]:

@@ -265,12 +265,27 @@ def healthy(port: int) -> bool:
         return False  # not listening yet
 
 
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a child we started: TERM, then KILL after 15 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
 def gunicorn(env: dict, workers: int, tmp: Path):
     """Serve the instance on a free loopback port; yield (port, access log); always stop it."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log, output = AccessLog(tmp / "access.log"), tmp / "gunicorn.log"
     import gunicorn as package
 
@@ -291,12 +306,7 @@ def gunicorn(env: dict, workers: int, tmp: Path):
             time.sleep(0.1)
         yield port, log
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
         # Keep the server's log (errors, swaps) after the temp dir is gone.
         (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(output, ROOT / "bench" / "results" / "hotswap-gunicorn.log")

@@ -55,7 +55,6 @@ import random
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -69,7 +68,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from bench.gifts_proposals import brief_path
-from bench.hotswap import BIN, HOST, ROOT, Client, healthy, percentile
+from bench.hotswap import BIN, HOST, ROOT, Client, free_port, healthy, percentile, stop
 from bench.live import dough_path, games_path, labels_path
 
 RESULTS = ROOT / "bench" / "results"
@@ -536,23 +535,6 @@ def seed(app, args, run_id: str) -> dict:
     return {"password": password, "staff": staff, "admin": admin, "deal": deal,
             "shared": shared, "vocabulary": Vocabulary(groups), "pending": len(pending),
             "seconds": round(time.monotonic() - started, 1)}
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop a child we started: TERM, then KILL after 15 s."""
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @contextmanager
