@@ -54,17 +54,13 @@ def tokens_create():
     if form.validate_on_submit():
         user = find_user(form.username.data)
         try:
-            role = tokens.check_token_role(user, form.role.data or None)
+            raw = tokens.create_token(user, form.label.data, form.role.data or None)
         except tokens.TokenError as error:
+            # The form's validators already passed the label, so the refusal is the role's.
             form.role.errors = [*form.role.errors, str(error)]
         else:
-            try:
-                raw = tokens.create_token(user, form.label.data, role)
-            except tokens.TokenError as error:
-                form.label.errors = [*form.label.errors, str(error)]
-            else:
-                created = tokens.tokens_for(user)[-1]
-                form = token_form(from_request=False)
+            created = tokens.tokens_for(user)[-1]
+            form = token_form(from_request=False)
     response = render_page_or_block(TEMPLATE, "token_form", status=201 if raw else 422,
                                     form=form, tokens=tokens_page(), raw_token=raw,
                                     created=created)
