@@ -38,9 +38,11 @@ class Reject:
 
 #: The first bytes of files people upload by mistake, with what to call them. Only signatures
 #: no CSV header plausibly starts with; any other binary file holds a NUL byte.
+XLSX_SIGNATURE = b"PK\x03\x04"
+OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 SIGNATURES = (
-    (b"PK\x03\x04", "a zip archive or an XLSX workbook"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel (.xls) workbook"),
+    (XLSX_SIGNATURE, "a zip archive or an XLSX workbook"),
+    (OLE_SIGNATURE, "an old Excel (.xls) workbook"),
     (b"\x89PNG\r\n\x1a\n", "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
     (b"%PDF-", "a PDF document"),

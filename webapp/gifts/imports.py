@@ -64,7 +64,14 @@ from sqlalchemy import func, insert, or_, select, update
 
 from webapp import jobs
 from webapp.auth.models import utcnow
-from webapp.csv_import import SNIFF_BYTES, binary_kind, neutralise, sniff_delimiter
+from webapp.csv_import import (
+    OLE_SIGNATURE,
+    SNIFF_BYTES,
+    XLSX_SIGNATURE,
+    binary_kind,
+    neutralise,
+    sniff_delimiter,
+)
 from webapp.extensions import db
 from webapp.gifts.cli import gifts_cli
 from webapp.gifts.models import (
@@ -98,7 +105,6 @@ MAX_FILE_BYTES = 30 * 1024 * 1024
 LISTED_REJECTS = 20
 UPLOAD_FOLDER = "gift-imports"
 FILENAME_MAX = 255
-XLSX_SIGNATURE = b"PK\x03\x04"
 #: A workbook unpacking to more than this in all is refused before openpyxl opens it.
 MAX_UNPACKED_BYTES = 512 * 1024 * 1024
 #: openpyxl reads parts other than worksheets whole (its shared strings take about 8 times
@@ -106,7 +112,6 @@ MAX_UNPACKED_BYTES = 512 * 1024 * 1024
 MAX_PART_BYTES = 64 * 1024 * 1024
 #: Bytes Windows-1252 leaves undefined; a file with one of them is read as Latin-1.
 CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
-OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 DUPLICATE_POLICIES = ("skip", "merge")
 STATUSES = ("mapping", "queued", "running", "done", "failed")
 
