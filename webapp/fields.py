@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import wtforms
+from flask import request
+from wtforms.validators import StopValidation
 
 #: The largest integer any column holds (64 bits).
 LARGEST = 2**63 - 1
@@ -22,3 +26,24 @@ class IntegerField(wtforms.IntegerField):
         if self.data is not None and not -LARGEST - 1 <= self.data <= LARGEST:
             self.data = None
             raise ValueError(self.gettext("Not a valid integer value."))
+
+
+def finite(example: str):
+    """A validator refusing NaN and infinity, which ``Decimal`` parses but cannot compare with a
+    limit or store (a range check raised ``InvalidOperation``: a 500 for ``?budget_min=NaN``).
+
+    Its message asks for a number ``such as {example}``, an amount that suits the field.
+    """
+    message = f"Give a number, such as {example}."
+
+    def check(form, field) -> None:
+        if isinstance(field.data, Decimal) and not field.data.is_finite():
+            raise StopValidation(message)
+
+    return check
+
+
+def posted_version() -> int | None:
+    """The version (optimistic lock) the posted form was loaded with, or None when it is
+    missing or not a number: the save compares it with the row's before writing."""
+    return request.form.get("version", type=int)

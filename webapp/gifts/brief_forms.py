@@ -20,26 +20,18 @@ from wtforms.validators import (
     Length,
     NumberRange,
     Optional,
-    StopValidation,
     ValidationError,
 )
 
 from ml import gifts as gifts_ml
 from webapp.extensions import MAX_ID, db
-from webapp.fields import IntegerField
+from webapp.fields import IntegerField, finite
 from webapp.gifts.models import ATTRIBUTES, Client, LabelGroup
 from webapp.pizzeria.forms import MultiCheckboxField
 
 BUDGET_LIMIT = Decimal("100000")
 #: The label groups a brief reads its occasions and themes from.
 OCCASION_GROUP, THEME_GROUP = "occasion", "theme"
-
-
-def finite(form, field) -> None:
-    """Refuse NaN and infinity, which ``Decimal`` parses but cannot compare with a limit (the
-    range check raised ``InvalidOperation``: a 500 for ``?budget_min=NaN``)."""
-    if isinstance(field.data, Decimal) and not field.data.is_finite():
-        raise StopValidation("Give a number, such as 40.")
 
 
 def labels_of(group_name: str) -> list[str]:
@@ -81,10 +73,10 @@ class BriefForm(FlaskForm):
     client_id = SelectField("Client", coerce=str, validate_choice=False)
     occasion = SelectField("Occasion", validate_choice=False)
     budget_min = DecimalField("Budget per recipient, from", places=2, default=Decimal("30"),
-                              validators=[InputRequired("Give the lowest budget."), finite,
+                              validators=[InputRequired("Give the lowest budget."), finite("40"),
                                           NumberRange(min=0, max=BUDGET_LIMIT)])
     budget_max = DecimalField("to", places=2, default=Decimal("60"),
-                              validators=[InputRequired("Give the highest budget."), finite,
+                              validators=[InputRequired("Give the highest budget."), finite("40"),
                                           NumberRange(min=Decimal("0.01"), max=BUDGET_LIMIT)])
     recipients = IntegerField("Recipients", default=10,
                               validators=[InputRequired("How many people receive it?"),
@@ -170,7 +162,7 @@ class RecommenderSettingsForm(FlaskForm):
 
     learned_weight = DecimalField(
         "Gift model weight", places=1, validators=[
-            InputRequired("Give a weight (0 turns the model off)."), finite,
+            InputRequired("Give a weight (0 turns the model off)."), finite("40"),
             NumberRange(min=0, max=20)],
         description="Added to an item's score times the model's 0–1 score; a matching theme "
                     "counts 3, the occasion 1.5.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, redirect, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +12,7 @@ from wtforms import StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional
 
 from webapp.extensions import db
+from webapp.fields import posted_version
 from webapp.gifts import bp
 from webapp.gifts.models import Client, Gift, name_key
 from webapp.htmx import render_page_or_block, wants_fragment
@@ -99,11 +100,6 @@ def client_page(found: Client, form: ClientForm, status: int = 200, **extra):
                                .order_by(Gift.gift_date.desc(), Gift.id.desc())).all()
     return render_page_or_block("gifts/client.html", "client_details", status=status,
                                 client=found, form=form, gifts=gifts, **extra)
-
-
-def posted_version() -> int | None:
-    """The version the details form was loaded with, or None when missing or not a number."""
-    return request.form.get("version", type=int)
 
 
 def render_conflict(found: Client, form: ClientForm):

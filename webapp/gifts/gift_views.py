@@ -15,10 +15,9 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from ml.gifts import Brief
 from webapp.auth.models import utcnow
 from webapp.extensions import db
-from webapp.fields import IntegerField
+from webapp.fields import IntegerField, finite
 from webapp.gifts import bp
 from webapp.gifts import recommend as service
-from webapp.gifts.brief_forms import finite
 from webapp.gifts.models import GIFT_STATUSES, Gift, GiftLine, Item, name_key
 from webapp.htmx import render_page_or_block, trigger, wants_fragment
 
@@ -35,7 +34,7 @@ class GiftForm(FlaskForm):
     recipients = IntegerField("Recipients", validators=[InputRequired("How many people?"),
                                                         NumberRange(min=1, max=100000)])
     budget_max = DecimalField("Budget per recipient (max)", places=2,
-                              validators=[Optional(), finite, NumberRange(min=0, max=100000)])
+                              validators=[Optional(), finite("40"), NumberRange(min=0, max=100000)])
     gift_date = DateField("Date", validators=[Optional()],
                           description="When it is (or was) sent.")
 

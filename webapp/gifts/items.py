@@ -19,8 +19,8 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from webapp.extensions import MAX_ID, db
+from webapp.fields import finite
 from webapp.gifts import bp, labelling
-from webapp.gifts.brief_forms import finite
 from webapp.gifts.models import (
     NAME_MAX,
     SOURCES,
@@ -46,7 +46,7 @@ MAX_CHOICES = 500
 
 #: A price filter's checks. Bounded above too: PostgreSQL cannot compare a price column with
 #: 1E+999999999 (a 500), and NaN cannot be compared at all.
-PRICE_CHECKS = (finite, NumberRange(min=0, message="A price cannot be negative."),
+PRICE_CHECKS = (finite("40"), NumberRange(min=0, message="A price cannot be negative."),
                 NumberRange(max=MAX_PRICE, message=f"Give a price up to {MAX_PRICE}."))
 
 

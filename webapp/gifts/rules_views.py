@@ -32,7 +32,7 @@ from ml import labels as engine
 from webapp import jobs
 from webapp.auth.models import utcnow
 from webapp.extensions import db
-from webapp.fields import IntegerField  # WTForms' own, bounded to what a column holds
+from webapp.fields import IntegerField, posted_version  # WTForms IntegerField, bounded
 from webapp.gifts import bp, rules
 from webapp.gifts.models import Rule
 from webapp.htmx import render_page_or_block, trigger, wants_fragment
@@ -318,11 +318,6 @@ def rule_edit(rule_id: int):
     row = rule_or_404(rule_id)
     form = rule_form(row)
     return render_form(200, form=form, editing=row, **preview_of(form))
-
-
-def posted_version() -> int | None:
-    """The version the builder was loaded with, or None when missing or not a number."""
-    return request.form.get("version", type=int)
 
 
 def render_conflict(row: Rule, form: RuleForm):

@@ -7,6 +7,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from wtforms.fields.choices import SelectChoice
 
 from webapp.extensions import db
+from webapp.fields import posted_version
 from webapp.htmx import render_page_or_block, trigger, wants_fragment
 from webapp.pizzeria import bp, service
 from webapp.pizzeria.forms import ExcludedWeekdaysForm, NightFilterForm, NightForm
@@ -115,11 +116,6 @@ def night_edit(night_id: int):
     night = db.get_or_404(Night, night_id)
     return render_row(night, "night_edit_row", editing_id=night.id,
                       edit_form=NightForm(obj=night, formdata=None))
-
-
-def posted_version() -> int | None:
-    """The version the edit form was loaded with, or None when missing or not a number."""
-    return request.form.get("version", type=int)
 
 
 def render_conflict(night: Night, form: NightForm):

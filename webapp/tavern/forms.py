@@ -23,10 +23,10 @@ from wtforms.validators import (
     Length,
     NumberRange,
     Optional,
-    StopValidation,
     ValidationError,
 )
 
+from webapp.fields import finite
 from webapp.tavern import covers
 from webapp.tavern.models import (
     CONSOLE_MAX,
@@ -41,16 +41,10 @@ from webapp.tavern.service import BUCKET_LABELS, BUCKETS, clean_name
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 
 
-def finite(form, field) -> None:
-    """Refuse NaN and infinity, which ``Decimal`` accepts but cannot be compared or stored."""
-    if isinstance(field.data, Decimal) and not field.data.is_finite():
-        raise StopValidation("Give a number, such as 4.99.")
-
-
 def price_field(label: str, minimum: Decimal = Decimal("0")) -> DecimalField:
     """A price per hour, to the cent, between ``minimum`` and ``PRICE_MAX``."""
     return DecimalField(label, places=2, validators=[
-        InputRequired(message=f"Give the {label.lower()}."), finite,
+        InputRequired(message=f"Give the {label.lower()}."), finite("4.99"),
         NumberRange(minimum, PRICE_MAX,
                     message=f"Give a price between {minimum} and {PRICE_MAX}."),
     ])

@@ -19,6 +19,7 @@ from wtforms.fields.choices import SelectChoice
 
 from webapp.auth.models import utcnow
 from webapp.extensions import db
+from webapp.fields import posted_version
 from webapp.htmx import render_page_or_block, trigger, wants_fragment
 from webapp.tavern import bp, covers, service
 from webapp.tavern.forms import (
@@ -183,11 +184,6 @@ def game_row(game_id: int):
 def game_edit(game_id: int):
     """A row in edit mode."""
     return render_edit_row(game_or_404(game_id))
-
-
-def posted_version() -> int | None:
-    """The version the edit row was loaded with, or None when missing or not a number."""
-    return request.form.get("version", type=int)
 
 
 def their_values(game: Game, form: GameForm) -> dict[str, str]:
